@@ -1,0 +1,42 @@
+/*
+ * struct vm_config: everything a VM is built from, whichever front end
+ * (command line today; config file and API later) filled it in.
+ */
+#ifndef VIREO_VMM_CONFIG_H
+#define VIREO_VMM_CONFIG_H
+
+#include <stdint.h>
+
+#define CONFIG_DEFAULT_NAME "vireo"
+#define CONFIG_DEFAULT_CPUS 1
+#define CONFIG_DEFAULT_MEMORY (512ULL << 20)
+#define CONFIG_MIN_MEMORY (32ULL << 20)
+#define CONFIG_MAX_MEMORY (1ULL << 40)
+#define CONFIG_MAX_CPUS 255 /* xAPIC ids in the MADT are 8 bits; 0xff is broadcast */
+
+enum serial_mode {
+	SERIAL_STDIO,
+	SERIAL_FILE,
+	SERIAL_OFF,
+};
+
+enum reboot_action {
+	REBOOT_EXIT,	/* vireo exits with VIREO_EXIT_REBOOT */
+	REBOOT_RESTART, /* the guest starts again in the same process */
+};
+
+struct vm_config {
+	const char *name;
+	const char *kernel_path;
+	const char *initramfs_path; /* NULL: none */
+	const char *cmdline;
+	unsigned int nr_cpus;
+	uint64_t memory;
+	enum serial_mode serial;
+	const char *serial_path; /* SERIAL_FILE only */
+	enum reboot_action reboot;
+};
+
+void config_init(struct vm_config *cfg);
+
+#endif

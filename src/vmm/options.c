@@ -1,0 +1,238 @@
+/*
+ * Command-line parsing with getopt_long. Every rejection names the option
+ * and the value at fault, in one sentence.
+ */
+#include "vmm/options.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void config_init(struct vm_config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->name = CONFIG_DEFAULT_NAME;
+	cfg->cmdline = "console=ttyS0";
+	cfg->nr_cpus = CONFIG_DEFAULT_CPUS;
+	cfg->memory = CONFIG_DEFAULT_MEMORY;
+	cfg->serial = SERIAL_STDIO;
+	cfg->reboot = REBOOT_EXIT;
+}
+
+static int fail(char *err, size_t err_len, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(err, err_len, fmt, ap);
+	va_end(ap);
+	return -EINVAL;
+}
+
+int options_parse_size(const char *text, uint64_t *bytes)
+{
+	char *end;
+	unsigned long long value;
+	unsigned int shift;
+
+	if (!text || *text < '0' || *text > '9')
+		return -EINVAL;
+	errno = 0;
+	value = strtoull(text, &end, 10);
+	if (errno)
+		return -EINVAL;
+	switch (*end) {
+	case 'k': case 'K': shift = 10; end++; break;
+	case 'm': case 'M': case '\0': shift = 20; end += *end != '\0'; break;
+	case 'g': case 'G': shift = 30; end++; break;
+	case 't': case 'T': shift = 40; end++; break;
+	default: return -EINVAL;
+	}
+	if (*end == 'i' || *end == 'B')
+		end += (*end == 'i' && end[1] == 'B') ? 2 : 1;
+	if (*end != '\0' || value > (UINT64_MAX >> shift))
+		return -EINVAL;
+	*bytes = (uint64_t)value << shift;
+	return 0;
+}
+
+static int parse_memory(const char *arg, struct vm_config *cfg, char *err, size_t err_len)
+{
+	if (options_parse_size(arg, &cfg->memory) < 0)
+		return fail(err, err_len, "--memory '%s' is not a size (try 512M or 2G)", arg);
+	if (cfg->memory < CONFIG_MIN_MEMORY || cfg->memory > CONFIG_MAX_MEMORY)
+		return fail(err, err_len, "--memory %s is out of range (%llu MiB to %llu GiB)", arg,
+			    CONFIG_MIN_MEMORY >> 20, CONFIG_MAX_MEMORY >> 30);
+	return 0;
+}
+
+static int parse_cpus(const char *arg, struct vm_config *cfg, char *err, size_t err_len)
+{
+	char *end;
+	long n;
+
+	errno = 0;
+	n = strtol(arg, &end, 10);
+	if (errno || end == arg || *end != '\0')
+		return fail(err, err_len, "--cpus '%s' is not a number", arg);
+	if (n < 1 || n > CONFIG_MAX_CPUS)
+		return fail(err, err_len, "--cpus %s is out of range (1 to %d)", arg,
+			    CONFIG_MAX_CPUS);
+	cfg->nr_cpus = (unsigned int)n;
+	return 0;
+}
+
+static int parse_serial(const char *arg, struct vm_config *cfg, char *err, size_t err_len)
+{
+	if (strcmp(arg, "stdio") == 0) {
+		cfg->serial = SERIAL_STDIO;
+	} else if (strcmp(arg, "off") == 0) {
+		cfg->serial = SERIAL_OFF;
+	} else if (strncmp(arg, "file=", 5) == 0 && arg[5] != '\0') {
+		cfg->serial = SERIAL_FILE;
+		cfg->serial_path = arg + 5;
+	} else {
+		return fail(err, err_len, "--serial '%s' is not one of stdio, off, file=PATH", arg);
+	}
+	return 0;
+}
+
+static int parse_reboot(const char *arg, struct vm_config *cfg, char *err, size_t err_len)
+{
+	if (strcmp(arg, "exit") == 0)
+		cfg->reboot = REBOOT_EXIT;
+	else if (strcmp(arg, "restart") == 0)
+		cfg->reboot = REBOOT_RESTART;
+	else
+		return fail(err, err_len, "--reboot '%s' is not one of exit, restart", arg);
+	return 0;
+}
+
+enum {
+	OPT_KERNEL = 'k',
+	OPT_INITRAMFS = 'i',
+	OPT_CMDLINE = 'c',
+	OPT_CPUS = 'p',
+	OPT_MEMORY = 'm',
+	OPT_HELP = 'h',
+	OPT_SERIAL = 256,
+	OPT_REBOOT,
+	OPT_NAME,
+};
+
+static const struct option run_options[] = {
+	{ "kernel", required_argument, NULL, OPT_KERNEL },
+	{ "initramfs", required_argument, NULL, OPT_INITRAMFS },
+	{ "initrd", required_argument, NULL, OPT_INITRAMFS },
+	{ "cmdline", required_argument, NULL, OPT_CMDLINE },
+	{ "cpus", required_argument, NULL, OPT_CPUS },
+	{ "memory", required_argument, NULL, OPT_MEMORY },
+	{ "serial", required_argument, NULL, OPT_SERIAL },
+	{ "reboot", required_argument, NULL, OPT_REBOOT },
+	{ "name", required_argument, NULL, OPT_NAME },
+	{ "help", no_argument, NULL, OPT_HELP },
+	{ NULL, 0, NULL, 0 },
+};
+
+static int parse_run_option(int opt, const char *arg, struct vm_config *cfg, char *err,
+			    size_t err_len)
+{
+	switch (opt) {
+	case OPT_KERNEL: cfg->kernel_path = arg; return 0;
+	case OPT_INITRAMFS: cfg->initramfs_path = arg; return 0;
+	case OPT_CMDLINE: cfg->cmdline = arg; return 0;
+	case OPT_NAME:
+		if (*arg == '\0')
+			return fail(err, err_len, "--name must not be empty");
+		cfg->name = arg;
+		return 0;
+	case OPT_CPUS: return parse_cpus(arg, cfg, err, err_len);
+	case OPT_MEMORY: return parse_memory(arg, cfg, err, err_len);
+	case OPT_SERIAL: return parse_serial(arg, cfg, err, err_len);
+	case OPT_REBOOT: return parse_reboot(arg, cfg, err, err_len);
+	default: return fail(err, err_len, "unknown option (see 'vireo --help')");
+	}
+}
+
+static int parse_run(int argc, char **argv, enum options_command *command,
+		     struct vm_config *cfg, char *err, size_t err_len)
+{
+	int opt;
+
+	optind = 1;
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, ":k:i:c:p:m:h", run_options, NULL)) != -1) {
+		int rc;
+
+		if (opt == OPT_HELP) {
+			*command = COMMAND_HELP;
+			return 0;
+		}
+		if (opt == '?')
+			return fail(err, err_len, "unknown option '%s' (see 'vireo --help')",
+				    argv[optind - 1]);
+		if (opt == ':')
+			return fail(err, err_len, "option '%s' needs a value", argv[optind - 1]);
+		rc = parse_run_option(opt, optarg, cfg, err, err_len);
+		if (rc)
+			return rc;
+	}
+	if (optind < argc)
+		return fail(err, err_len, "unexpected argument '%s'", argv[optind]);
+	if (!cfg->kernel_path)
+		return fail(err, err_len, "no kernel given: use --kernel PATH");
+	return 0;
+}
+
+int options_parse(int argc, char **argv, enum options_command *command, struct vm_config *cfg,
+		  char *err, size_t err_len)
+{
+	const char *verb = argc > 1 ? argv[1] : NULL;
+
+	config_init(cfg);
+	*command = COMMAND_HELP;
+	if (!verb || strcmp(verb, "--help") == 0 || strcmp(verb, "-h") == 0 ||
+	    strcmp(verb, "help") == 0)
+		return 0;
+	if (strcmp(verb, "--version") == 0 || strcmp(verb, "-V") == 0) {
+		*command = COMMAND_VERSION;
+		return 0;
+	}
+	if (strcmp(verb, "check") == 0) {
+		*command = COMMAND_CHECK;
+		return argc == 2 ? 0 : fail(err, err_len, "'vireo check' takes no arguments");
+	}
+	if (strcmp(verb, "run") == 0) {
+		*command = COMMAND_RUN;
+		return parse_run(argc - 1, argv + 1, command, cfg, err, err_len);
+	}
+	return fail(err, err_len, "unknown command '%s' (see 'vireo --help')", verb);
+}
+
+void options_print_help(void)
+{
+	printf("Usage: vireo run --kernel PATH [options]   boot a Linux guest under KVM\n"
+	       "       vireo check                        say whether KVM is usable here\n"
+	       "       vireo --help | --version\n"
+	       "\n"
+	       "Options of 'vireo run':\n"
+	       "  -k, --kernel PATH       kernel: a bzImage (vmlinuz) or an ELF vmlinux with a PVH entry\n"
+	       "  -i, --initramfs PATH    initramfs (cpio, optionally compressed) loaded beside it\n"
+	       "  -c, --cmdline TEXT      kernel command line (default: console=ttyS0)\n"
+	       "  -p, --cpus N            virtual CPUs, 1 to %d and at most KVM's limit (default %d)\n"
+	       "  -m, --memory SIZE       guest RAM: 512M, 2G, ... plain numbers are MiB (default 512M)\n"
+	       "      --serial MODE       where the serial console (COM1, ttyS0) goes:\n"
+	       "                          stdio (default), file=PATH, off\n"
+	       "      --reboot ACTION     when the guest reboots: exit (default, status 2) or restart\n"
+	       "      --name NAME         the VM's name (default '%s')\n"
+	       "\n"
+	       "On a terminal the console is raw: Ctrl-A x quits, Ctrl-A h lists the keys.\n"
+	       "\n"
+	       "Exit status: 0 the guest powered off; 1 error; 2 the guest rebooted;\n"
+	       "             3 stopped by the user (Ctrl-A x) or a signal.\n",
+	       CONFIG_MAX_CPUS, CONFIG_DEFAULT_CPUS, CONFIG_DEFAULT_NAME);
+}

@@ -1,0 +1,439 @@
+/*
+ * VM lifecycle. The main thread is the I/O thread: it runs the event loop
+ * (console input, stop requests, signals). Each vCPU has its own thread.
+ * Anything that ends the VM (a power request from a device, a vCPU exit,
+ * Ctrl-A x, a signal) records the first reason and wakes the event loop,
+ * which kicks every vCPU out of KVM_RUN and joins them.
+ */
+#include "vmm/vm.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "kvm/cpuid.h"
+#include "kvm/kvm.h"
+#include "kvm/vcpu.h"
+#include "vmm/console.h"
+#include "vmm/event_loop.h"
+#include "vmm/guest_mem.h"
+#include "vmm/terminal.h"
+#include "x86/board.h"
+#include "x86/boot.h"
+#include "x86/layout.h"
+
+#define VM_RUNNING (-1)
+
+/* A file read whole, mapped read-only. */
+struct mapped_file {
+	const uint8_t *data;
+	size_t len;
+};
+
+struct vm;
+
+struct vm_vcpu {
+	struct vcpu vcpu;
+	struct vm *vm;
+};
+
+struct vm {
+	const struct vm_config *cfg;
+	const struct mapped_file *kernel;
+	const struct mapped_file *initramfs;
+	int serial_fd;
+	struct kvm kvm;
+	struct guest_mem mem;
+	struct board board;
+	struct vm_vcpu *vcpus;
+	unsigned int nr_vcpus;	 /* created */
+	unsigned int nr_started; /* with a running thread */
+	struct event_loop loop;
+	struct console console;
+	int stop_fd;		 /* eventfd: written when stop_reason is set */
+	atomic_int stop_reason;	 /* VM_RUNNING, then the first enum vm_exit */
+	int signal_fd;
+	struct event_handler stop_handler;
+	struct event_handler signal_handler;
+};
+
+static void vm_request_stop(struct vm *vm, enum vm_exit reason)
+{
+	int running = VM_RUNNING;
+	uint64_t one = 1;
+
+	if (atomic_compare_exchange_strong(&vm->stop_reason, &running, (int)reason))
+		if (write(vm->stop_fd, &one, sizeof(one)) < 0)
+			perror("vireo: waking the event loop");
+}
+
+static void vm_power_request(void *opaque, enum power_request request)
+{
+	vm_request_stop(opaque, request == POWER_OFF ? VM_EXIT_POWEROFF : VM_EXIT_REBOOT);
+}
+
+static void vm_console_quit(void *opaque)
+{
+	vm_request_stop(opaque, VM_EXIT_STOPPED);
+}
+
+static void vm_on_stop(void *opaque, uint32_t events)
+{
+	struct vm *vm = opaque;
+
+	(void)events;
+	vm->loop.stop = true;
+}
+
+static void vm_on_signal(void *opaque, uint32_t events)
+{
+	struct vm *vm = opaque;
+	struct signalfd_siginfo info;
+
+	(void)events;
+	if (read(vm->signal_fd, &info, sizeof(info)) == sizeof(info))
+		vm_request_stop(vm, VM_EXIT_STOPPED);
+}
+
+static void *vcpu_thread(void *opaque)
+{
+	struct vm_vcpu *v = opaque;
+
+	switch (vcpu_run(&v->vcpu)) {
+	case VCPU_STOPPED:
+		break;
+	case VCPU_SHUTDOWN:
+		vm_request_stop(v->vm, VM_EXIT_REBOOT);
+		break;
+	case VCPU_POWEROFF:
+		vm_request_stop(v->vm, VM_EXIT_POWEROFF);
+		break;
+	case VCPU_FAILED:
+		vm_request_stop(v->vm, VM_EXIT_ERROR);
+		break;
+	}
+	return NULL;
+}
+
+static int map_file(const char *path, const char *what, struct mapped_file *file)
+{
+	struct stat st;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	void *data;
+
+	if (fd < 0 || fstat(fd, &st) < 0) {
+		fprintf(stderr, "vireo: %s '%s': %s\n", what, path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	if (!S_ISREG(st.st_mode) || st.st_size == 0) {
+		fprintf(stderr, "vireo: %s '%s': %s\n", what, path,
+			S_ISREG(st.st_mode) ? "the file is empty" : "not a regular file");
+		close(fd);
+		return -1;
+	}
+	data = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+	close(fd);
+	if (data == MAP_FAILED) {
+		fprintf(stderr, "vireo: %s '%s': %s\n", what, path, strerror(errno));
+		return -1;
+	}
+	file->data = data;
+	file->len = (size_t)st.st_size;
+	return 0;
+}
+
+static void unmap_file(struct mapped_file *file)
+{
+	if (file->data)
+		munmap((void *)file->data, file->len);
+	file->data = NULL;
+}
+
+static int vm_boot_vcpu(struct vm *vm, const struct boot_entry *entry)
+{
+	struct kvm_regs regs;
+	struct kvm_sregs sregs;
+	int fd = vm->vcpus[0].vcpu.fd;
+
+	if (ioctl(fd, KVM_GET_SREGS, &sregs) < 0)
+		return -errno;
+	boot_cpu_registers(entry, &regs, &sregs);
+	if (ioctl(fd, KVM_SET_SREGS, &sregs) < 0 || ioctl(fd, KVM_SET_REGS, &regs) < 0)
+		return -errno;
+	return 0;
+}
+
+static int vm_create_vcpus(struct vm *vm)
+{
+	struct kvm_cpuid2 *supported;
+	int err = 0;
+
+	supported = cpuid_get_supported(vm->kvm.sys_fd, &err);
+	if (!supported)
+		return err;
+	vm->vcpus = calloc(vm->cfg->nr_cpus, sizeof(*vm->vcpus));
+	if (!vm->vcpus)
+		err = -ENOMEM;
+	for (unsigned int i = 0; !err && i < vm->cfg->nr_cpus; i++) {
+		struct vm_vcpu *v = &vm->vcpus[i];
+
+		v->vm = vm;
+		err = vcpu_create(&v->vcpu, &vm->kvm, i, &vm->board.pio, &vm->board.mmio);
+		if (err)
+			break;
+		vm->nr_vcpus++;
+		err = vcpu_init_cpu_state(&v->vcpu, supported, vm->cfg->nr_cpus);
+	}
+	free(supported);
+	return err;
+}
+
+static int vm_load_guest(struct vm *vm, const char **why)
+{
+	struct boot_input in = {
+		.kernel = vm->kernel->data,
+		.kernel_len = vm->kernel->len,
+		.initrd = vm->initramfs->data,
+		.initrd_len = vm->initramfs->len,
+		.cmdline = vm->cfg->cmdline,
+		.rsdp_gpa = LAYOUT_ACPI_TABLES,
+	};
+	struct boot_entry entry;
+	int err;
+
+	err = boot_load(&vm->mem, &in, &entry, why);
+	if (err)
+		return err;
+	err = boot_setup_cpu_tables(&vm->mem);
+	if (!err)
+		err = vm_boot_vcpu(vm, &entry);
+	if (err)
+		*why = "cannot set up the boot CPU";
+	return err;
+}
+
+static int vm_build(struct vm *vm, const char **why)
+{
+	struct board_config board = {
+		.nr_cpus = vm->cfg->nr_cpus,
+		.serial_out_fd = vm->serial_fd,
+		.irq_template = { .set = kvm_irq_line_set, .opaque = &vm->kvm },
+		.power = { .request = vm_power_request, .opaque = vm },
+	};
+	int err;
+
+	err = kvm_open(&vm->kvm, why);
+	if (!err)
+		err = kvm_create_vm(&vm->kvm, why);
+	if (err)
+		return err;
+	if (vm->cfg->nr_cpus > (unsigned int)vm->kvm.max_vcpus) {
+		*why = "--cpus is more than this host's KVM allows";
+		return -EINVAL;
+	}
+	err = guest_mem_create(&vm->mem, vm->cfg->memory);
+	if (!err)
+		err = kvm_map_guest_mem(&vm->kvm, &vm->mem);
+	if (err) {
+		*why = "cannot allocate guest memory";
+		return err;
+	}
+	err = board_create(&vm->board, &vm->mem, &board, why);
+	if (err)
+		return err;
+	err = vm_create_vcpus(vm);
+	if (err) {
+		*why = "cannot create the vCPUs";
+		return err;
+	}
+	return vm_load_guest(vm, why);
+}
+
+static int vm_start_vcpus(struct vm *vm)
+{
+	for (unsigned int i = 0; i < vm->nr_vcpus; i++) {
+		int err = pthread_create(&vm->vcpus[i].vcpu.thread, NULL, vcpu_thread,
+					 &vm->vcpus[i]);
+
+		if (err)
+			return -err;
+		vm->nr_started++;
+	}
+	return 0;
+}
+
+static void vm_stop_vcpus(struct vm *vm)
+{
+	for (unsigned int i = 0; i < vm->nr_started; i++)
+		vcpu_kick(&vm->vcpus[i].vcpu);
+	for (unsigned int i = 0; i < vm->nr_started; i++)
+		pthread_join(vm->vcpus[i].vcpu.thread, NULL);
+	vm->nr_started = 0;
+}
+
+static int vm_watch(struct vm *vm)
+{
+	int err;
+
+	vm->stop_handler = (struct event_handler){ vm_on_stop, vm };
+	vm->signal_handler = (struct event_handler){ vm_on_signal, vm };
+	err = event_loop_add(&vm->loop, vm->stop_fd, EPOLLIN, &vm->stop_handler);
+	if (!err)
+		err = event_loop_add(&vm->loop, vm->signal_fd, EPOLLIN, &vm->signal_handler);
+	if (err || vm->cfg->serial != SERIAL_STDIO)
+		return err;
+	err = console_start(&vm->console, &vm->loop, STDIN_FILENO, vm->serial_fd,
+			    vm->board.serial, vm_console_quit, vm);
+	/* stdin that epoll cannot watch (a regular file, /dev/null) is no input. */
+	return err == -EPERM ? 0 : err;
+}
+
+static void vm_destroy(struct vm *vm)
+{
+	vm_stop_vcpus(vm);
+	for (unsigned int i = 0; i < vm->nr_vcpus; i++)
+		vcpu_destroy(&vm->vcpus[i].vcpu, &vm->kvm);
+	free(vm->vcpus);
+	vm->vcpus = NULL;
+	vm->nr_vcpus = 0;
+	board_destroy(&vm->board);
+	guest_mem_destroy(&vm->mem);
+	kvm_close(&vm->kvm);
+	event_loop_destroy(&vm->loop);
+	if (vm->stop_fd >= 0)
+		close(vm->stop_fd);
+}
+
+/* Builds, boots and runs the VM once; returns why it ended. */
+static enum vm_exit vm_run_once(struct vm *vm)
+{
+	const char *why = "unknown error";
+	int err;
+
+	atomic_store(&vm->stop_reason, VM_RUNNING);
+	vm->kvm.sys_fd = vm->kvm.vm_fd = vm->mem.memfd = vm->loop.epoll_fd = -1;
+	vm->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	err = vm->stop_fd < 0 ? -errno : event_loop_init(&vm->loop);
+	if (!err)
+		err = vm_build(vm, &why);
+	if (!err && (err = vm_watch(vm)) != 0)
+		why = "cannot watch the console and control events";
+	if (!err && (err = vm_start_vcpus(vm)) != 0)
+		why = "cannot start the vCPU threads";
+	if (!err && (err = event_loop_run(&vm->loop)) != 0)
+		why = "the event loop failed";
+	if (err) {
+		fprintf(stderr, "vireo: %s: %s\n", why, strerror(-err));
+		vm_request_stop(vm, VM_EXIT_ERROR);
+	}
+	vm_destroy(vm);
+	return (enum vm_exit)atomic_load(&vm->stop_reason);
+}
+
+static int open_serial_output(const struct vm_config *cfg)
+{
+	int fd;
+
+	if (cfg->serial == SERIAL_OFF)
+		return -1;
+	if (cfg->serial == SERIAL_STDIO)
+		return STDOUT_FILENO;
+	fd = open(cfg->serial_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		fprintf(stderr, "vireo: serial file '%s': %s\n", cfg->serial_path, strerror(errno));
+	return fd;
+}
+
+/* Termination signals arrive on a signalfd, so no handler races the loop. */
+static int block_stop_signals(sigset_t *set)
+{
+	sigemptyset(set);
+	sigaddset(set, SIGTERM);
+	sigaddset(set, SIGINT);
+	sigaddset(set, SIGHUP);
+	sigaddset(set, SIGQUIT);
+	return pthread_sigmask(SIG_BLOCK, set, NULL) ? -1 : 0;
+}
+
+static int vm_prepare(struct vm *vm, const struct vm_config *cfg, struct mapped_file *kernel,
+		      struct mapped_file *initramfs)
+{
+	sigset_t stop_signals;
+
+	memset(vm, 0, sizeof(*vm));
+	vm->cfg = cfg;
+	vm->kernel = kernel;
+	vm->initramfs = initramfs;
+	if (map_file(cfg->kernel_path, "kernel", kernel) < 0)
+		return -1;
+	if (cfg->initramfs_path && map_file(cfg->initramfs_path, "initramfs", initramfs) < 0)
+		return -1;
+	vm->serial_fd = open_serial_output(cfg);
+	if (cfg->serial == SERIAL_FILE && vm->serial_fd < 0)
+		return -1;
+	if (vcpu_signals_init() < 0 || block_stop_signals(&stop_signals) < 0) {
+		perror("vireo: signals");
+		return -1;
+	}
+	vm->signal_fd = signalfd(-1, &stop_signals, SFD_CLOEXEC | SFD_NONBLOCK);
+	if (vm->signal_fd < 0) {
+		perror("vireo: signalfd");
+		return -1;
+	}
+	return 0;
+}
+
+enum vm_exit vm_run(const struct vm_config *cfg)
+{
+	struct mapped_file kernel = { 0 }, initramfs = { 0 };
+	struct vm vm;
+	enum vm_exit result = VM_EXIT_ERROR;
+
+	if (vm_prepare(&vm, cfg, &kernel, &initramfs) == 0) {
+		if (cfg->serial == SERIAL_STDIO)
+			terminal_enter_raw(STDIN_FILENO);
+		do {
+			result = vm_run_once(&vm);
+		} while (result == VM_EXIT_REBOOT && cfg->reboot == REBOOT_RESTART);
+		terminal_restore();
+		close(vm.signal_fd);
+	}
+	if (vm.serial_fd > STDERR_FILENO)
+		close(vm.serial_fd);
+	unmap_file(&kernel);
+	unmap_file(&initramfs);
+	return result;
+}
+
+int vm_check_kvm(void)
+{
+	struct kvm kvm;
+	const char *why = "";
+	int err = kvm_open(&kvm, &why);
+
+	if (!err)
+		err = kvm_create_vm(&kvm, &why);
+	if (err) {
+		fprintf(stderr, "vireo: KVM is not usable: %s (%s)\n", why, strerror(-err));
+		if (kvm.sys_fd >= 0)
+			kvm_close(&kvm);
+		return 1;
+	}
+	printf("KVM is usable: /dev/kvm, API %d, up to %d vCPUs\n", KVM_API_VERSION,
+	       kvm.max_vcpus);
+	kvm_close(&kvm);
+	return 0;
+}
