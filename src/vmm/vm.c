@@ -384,6 +384,8 @@ static int vm_prepare(struct vm *vm, const struct vm_config *cfg, struct mapped_
 	vm->serial_fd = open_serial_output(cfg);
 	if (cfg->serial == SERIAL_FILE && vm->serial_fd < 0)
 		return -1;
+	/* A console piped into a reader that quits must not kill the VM. */
+	signal(SIGPIPE, SIG_IGN);
 	if (vcpu_signals_init() < 0 || block_stop_signals(&stop_signals) < 0) {
 		perror("vireo: signals");
 		return -1;
