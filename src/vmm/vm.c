@@ -24,6 +24,7 @@
 
 #include "kvm/cpuid.h"
 #include "kvm/kvm.h"
+#include "kvm/probe.h"
 #include "kvm/vcpu.h"
 #include "vmm/console.h"
 #include "vmm/event_loop.h"
@@ -424,18 +425,28 @@ int vm_check_kvm(void)
 {
 	struct kvm kvm;
 	const char *why = "";
+	double mips = 0;
 	int err = kvm_open(&kvm, &why);
 
 	if (!err)
 		err = kvm_create_vm(&kvm, &why);
+	if (!err && (err = kvm_probe_speed(&kvm, &mips)) != 0)
+		why = "a test guest did not run";
 	if (err) {
 		fprintf(stderr, "vireo: KVM is not usable: %s (%s)\n", why, strerror(-err));
-		if (kvm.sys_fd >= 0)
-			kvm_close(&kvm);
+		kvm_close(&kvm);
 		return 1;
 	}
-	printf("KVM is usable: /dev/kvm, API %d, up to %d vCPUs\n", KVM_API_VERSION,
-	       kvm.max_vcpus);
 	kvm_close(&kvm);
+	if (mips < KVM_PROBE_MIN_MIPS) {
+		fprintf(stderr,
+			"vireo: KVM is too slow to use: guest code runs at %.1f M loop iterations/s "
+			"(hardware virtualization runs hundreds); this /dev/kvm emulates rather than "
+			"virtualizes\n",
+			mips);
+		return 1;
+	}
+	printf("KVM is usable: /dev/kvm, up to %d vCPUs, guest loop at %.0f M iterations/s\n",
+	       kvm.max_vcpus, mips);
 	return 0;
 }
