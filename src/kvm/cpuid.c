@@ -106,10 +106,11 @@ static void shape_cache_params(struct kvm_cpuid_entry2 *e, unsigned int nr_cpus)
 {
 	unsigned int level = (e->eax >> 5) & 0x7;
 	unsigned int sharing = level >= 3 ? nr_cpus - 1 : 0;
+	unsigned int cores = nr_cpus < 64 ? nr_cpus : 64; /* a 6-bit field */
 
 	if ((e->eax & 0x1f) == 0)
 		return; /* no cache at this index */
-	e->eax = (e->eax & 0x3fff) | ((sharing & 0xfff) << 14) | (((nr_cpus - 1) & 0x3f) << 26);
+	e->eax = (e->eax & 0x3fff) | ((sharing & 0xfff) << 14) | ((cores - 1) << 26);
 }
 
 void cpuid_shape(struct kvm_cpuid2 *cpuid, unsigned int apic_id, unsigned int nr_cpus)

@@ -77,7 +77,7 @@ static int parse_cpus(const char *arg, struct vm_config *cfg, char *err, size_t 
 
 	errno = 0;
 	n = strtol(arg, &end, 10);
-	if (errno || end == arg || *end != '\0')
+	if (errno || *arg < '0' || *arg > '9' || *end != '\0')
 		return fail(err, err_len, "--cpus '%s' is not a number", arg);
 	if (n < 1 || n > CONFIG_MAX_CPUS)
 		return fail(err, err_len, "--cpus %s is out of range (1 to %d)", arg,
@@ -163,7 +163,7 @@ static int parse_run(int argc, char **argv, enum options_command *command,
 {
 	int opt;
 
-	optind = 1;
+	optind = 0; /* 0, not 1: also resets glibc's state inside an option cluster */
 	opterr = 0;
 	while ((opt = getopt_long(argc, argv, ":k:i:c:p:m:h", run_options, NULL)) != -1) {
 		int rc;
@@ -172,6 +172,8 @@ static int parse_run(int argc, char **argv, enum options_command *command,
 			*command = COMMAND_HELP;
 			return 0;
 		}
+		if (opt == '?' && optopt)
+			return fail(err, err_len, "unknown option '-%c' (see 'vireo --help')", optopt);
 		if (opt == '?')
 			return fail(err, err_len, "unknown option '%s' (see 'vireo --help')",
 				    argv[optind - 1]);

@@ -31,7 +31,7 @@ enum escape_action {
 
 /*
  * Filters input bytes in place: escape sequences are removed and the
- * first action found is returned (input after a quit is dropped).
+ * last action found is returned; a quit ends the scan (later input is dropped).
  * *len is updated to the bytes left for the guest.
  */
 enum escape_action escape_filter(struct escape_state *state, uint8_t *buf, size_t *len);

@@ -28,7 +28,28 @@ static void copy_setup_header(struct boot_params *params, const struct boot_inpu
 
 	if (len > sizeof(params->hdr))
 		len = sizeof(params->hdr);
+	if (len > in->kernel_len - SETUP_HEADER_OFFSET)
+		len = in->kernel_len - SETUP_HEADER_OFFSET; /* a truncated file: check_header refuses it */
 	memcpy(&params->hdr, in->kernel + SETUP_HEADER_OFFSET, len);
+}
+
+/*
+ * End of the memory the kernel may use while it decompresses: a relocatable
+ * kernel entered at 1 MiB moves itself to max(pref_address, load address
+ * aligned to kernel_alignment) and uses init_size bytes from there
+ * (arch/x86/boot/compressed/head_64.S).
+ */
+static uint64_t decompression_end(const struct setup_header *hdr, size_t kernel_size)
+{
+	uint64_t align = hdr->kernel_alignment ? hdr->kernel_alignment : 1;
+	uint64_t start = (LAYOUT_HIGH_MEM + align - 1) / align * align;
+	uint64_t size = hdr->init_size > kernel_size ? hdr->init_size : kernel_size;
+
+	if (hdr->relocatable_kernel && hdr->pref_address > start)
+		start = hdr->pref_address;
+	if (!hdr->relocatable_kernel)
+		start = LAYOUT_HIGH_MEM;
+	return start + size;
 }
 
 static int fill_e820(struct guest_mem *mem, struct boot_params *params)
@@ -99,9 +120,11 @@ int boot_load_bzimage(struct guest_mem *mem, const struct boot_input *in,
 		*why = "the kernel does not fit in guest memory";
 		return -ENOMEM;
 	}
-	/* The kernel decompresses in place up to init_size past its load address. */
-	kernel_end = LAYOUT_HIGH_MEM +
-		     (params.hdr.init_size > kernel_size ? params.hdr.init_size : kernel_size);
+	kernel_end = decompression_end(&params.hdr, kernel_size);
+	if (!guest_mem_ptr(mem, LAYOUT_HIGH_MEM, kernel_end - LAYOUT_HIGH_MEM)) {
+		*why = "guest memory is too small for this kernel to decompress itself";
+		return -ENOMEM;
+	}
 
 	params.hdr.type_of_loader = LOADER_TYPE_UNDEFINED;
 	params.hdr.loadflags |= LOADED_HIGH | CAN_USE_HEAP;
