@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <linux/kvm.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
 
@@ -133,6 +134,41 @@ int kvm_irq_line(struct kvm *kvm, uint32_t gsi, int level)
 void kvm_irq_line_set(void *opaque, uint32_t gsi, int level)
 {
 	kvm_irq_line(opaque, gsi, level);
+}
+
+int kvm_ioeventfd(struct kvm *kvm, uint64_t addr, uint32_t len, uint64_t value)
+{
+	int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	struct kvm_ioeventfd io = {
+		.addr = addr, .len = len, .datamatch = value, .fd = fd,
+		.flags = KVM_IOEVENTFD_FLAG_DATAMATCH,
+	};
+
+	if (fd < 0)
+		return -errno;
+	if (ioctl(kvm->vm_fd, KVM_IOEVENTFD, &io) < 0) {
+		int err = -errno;
+
+		close(fd);
+		return err;
+	}
+	return fd;
+}
+
+int kvm_irqfd(struct kvm *kvm, uint32_t gsi)
+{
+	int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	struct kvm_irqfd irqfd = { .fd = (uint32_t)fd, .gsi = gsi };
+
+	if (fd < 0)
+		return -errno;
+	if (ioctl(kvm->vm_fd, KVM_IRQFD, &irqfd) < 0) {
+		int err = -errno;
+
+		close(fd);
+		return err;
+	}
+	return fd;
 }
 
 void kvm_close(struct kvm *kvm)

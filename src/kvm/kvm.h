@@ -35,6 +35,15 @@ int kvm_irq_line(struct kvm *kvm, uint32_t gsi, int level);
 /* irq_line callback (see vmm/irq.h) whose opaque is a struct kvm. */
 void kvm_irq_line_set(void *opaque, uint32_t gsi, int level);
 
+/*
+ * An eventfd KVM signals when the guest writes value (len bytes) to the MMIO
+ * address addr, instead of exiting to userspace. Returns the fd or -errno.
+ */
+int kvm_ioeventfd(struct kvm *kvm, uint64_t addr, uint32_t len, uint64_t value);
+
+/* An eventfd whose every write injects one edge on gsi. Returns the fd or -errno. */
+int kvm_irqfd(struct kvm *kvm, uint32_t gsi);
+
 void kvm_close(struct kvm *kvm);
 
 #endif

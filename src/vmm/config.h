@@ -7,12 +7,15 @@
 
 #include <stdint.h>
 
+#include "disk/disk.h"
+
 #define CONFIG_DEFAULT_NAME "vireo"
 #define CONFIG_DEFAULT_CPUS 1
 #define CONFIG_DEFAULT_MEMORY (512ULL << 20)
 #define CONFIG_MIN_MEMORY (32ULL << 20)
 #define CONFIG_MAX_MEMORY (1ULL << 40)
 #define CONFIG_MAX_CPUS 255 /* xAPIC ids in the MADT are 8 bits; 0xff is broadcast */
+#define CONFIG_MAX_DISKS 16 /* also bounded by the board's virtio slots */
 
 enum serial_mode {
 	SERIAL_STDIO,
@@ -35,6 +38,8 @@ struct vm_config {
 	enum serial_mode serial;
 	const char *serial_path; /* SERIAL_FILE only */
 	enum reboot_action reboot;
+	struct disk_config disks[CONFIG_MAX_DISKS];
+	int nr_disks;
 };
 
 void config_init(struct vm_config *cfg);

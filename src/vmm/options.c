@@ -112,6 +112,91 @@ static int parse_reboot(const char *arg, struct vm_config *cfg, char *err, size_
 	return 0;
 }
 
+/* Splits "a=1,b=2" in place; returns the next key=value or NULL at the end. */
+static char *next_pair(char **cursor, char **value)
+{
+	char *pair = *cursor, *eq;
+
+	if (!pair || !*pair)
+		return NULL;
+	*cursor = strchr(pair, ',');
+	if (*cursor)
+		*(*cursor)++ = '\0';
+	eq = strchr(pair, '=');
+	*value = eq ? eq + 1 : NULL;
+	if (eq)
+		*eq = '\0';
+	return pair;
+}
+
+static int parse_on_off(const char *key, const char *value, bool *out, char *err,
+			size_t err_len)
+{
+	if (value && strcmp(value, "on") == 0)
+		*out = true;
+	else if (value && strcmp(value, "off") == 0)
+		*out = false;
+	else
+		return fail(err, err_len, "--disk %s=%s: use on or off", key, value ? value : "");
+	return 0;
+}
+
+static int parse_disk_pair(struct disk_config *disk, const char *key, const char *value,
+			   char *err, size_t err_len)
+{
+	if (strcmp(key, "readonly") == 0)
+		return parse_on_off(key, value, &disk->readonly, err, err_len);
+	if (!value || !*value)
+		return fail(err, err_len, "--disk: '%s' needs a value (%s=...)", key, key);
+	if (strcmp(key, "path") == 0) {
+		disk->path = value;
+	} else if (strcmp(key, "serial") == 0) {
+		if (strlen(value) > 20)
+			return fail(err, err_len, "--disk serial '%s' is longer than 20 bytes", value);
+		disk->serial = value;
+	} else if (strcmp(key, "cache") == 0 && strcmp(value, "writeback") == 0) {
+		disk->cache = DISK_CACHE_WRITEBACK;
+	} else if (strcmp(key, "cache") == 0 && strcmp(value, "none") == 0) {
+		disk->cache = DISK_CACHE_NONE;
+	} else if (strcmp(key, "cache") == 0) {
+		return fail(err, err_len, "--disk cache=%s: use writeback or none", value);
+	} else if (strcmp(key, "format") == 0 && strcmp(value, "raw") == 0) {
+		disk->format = DISK_FORMAT_RAW;
+	} else if (strcmp(key, "format") == 0) {
+		return fail(err, err_len, "--disk format=%s: this build reads raw images", value);
+	} else {
+		return fail(err, err_len, "--disk: unknown key '%s' (path, readonly, serial, cache, "
+			    "format)", key);
+	}
+	return 0;
+}
+
+/* --disk path=FILE[,readonly=on][,serial=ID][,cache=writeback|none][,format=raw] */
+static int parse_disk(char *arg, struct vm_config *cfg, char *err, size_t err_len)
+{
+	struct disk_config *disk;
+	char *cursor = arg, *key, *value;
+
+	if (cfg->nr_disks == CONFIG_MAX_DISKS)
+		return fail(err, err_len, "too many --disk options: a VM has at most %d disks",
+			    CONFIG_MAX_DISKS);
+	disk = &cfg->disks[cfg->nr_disks];
+	memset(disk, 0, sizeof(*disk));
+	if (!strchr(arg, '=')) /* a bare path: --disk root.img */
+		disk->path = arg;
+	while (!disk->path || cursor) {
+		key = next_pair(&cursor, &value);
+		if (!key)
+			break;
+		if (parse_disk_pair(disk, key, value, err, err_len) < 0)
+			return -EINVAL;
+	}
+	if (!disk->path)
+		return fail(err, err_len, "--disk needs path=FILE");
+	cfg->nr_disks++;
+	return 0;
+}
+
 enum {
 	OPT_KERNEL = 'k',
 	OPT_INITRAMFS = 'i',
@@ -122,6 +207,7 @@ enum {
 	OPT_SERIAL = 256,
 	OPT_REBOOT,
 	OPT_NAME,
+	OPT_DISK,
 };
 
 static const struct option run_options[] = {
@@ -134,11 +220,12 @@ static const struct option run_options[] = {
 	{ "serial", required_argument, NULL, OPT_SERIAL },
 	{ "reboot", required_argument, NULL, OPT_REBOOT },
 	{ "name", required_argument, NULL, OPT_NAME },
+	{ "disk", required_argument, NULL, OPT_DISK },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ NULL, 0, NULL, 0 },
 };
 
-static int parse_run_option(int opt, const char *arg, struct vm_config *cfg, char *err,
+static int parse_run_option(int opt, char *arg, struct vm_config *cfg, char *err,
 			    size_t err_len)
 {
 	switch (opt) {
@@ -154,6 +241,7 @@ static int parse_run_option(int opt, const char *arg, struct vm_config *cfg, cha
 	case OPT_MEMORY: return parse_memory(arg, cfg, err, err_len);
 	case OPT_SERIAL: return parse_serial(arg, cfg, err, err_len);
 	case OPT_REBOOT: return parse_reboot(arg, cfg, err, err_len);
+	case OPT_DISK: return parse_disk(arg, cfg, err, err_len);
 	default: return fail(err, err_len, "unknown option (see 'vireo --help')");
 	}
 }
@@ -231,10 +319,13 @@ void options_print_help(void)
 	       "                          stdio (default), file=PATH, off\n"
 	       "      --reboot ACTION     when the guest reboots: exit (default, status 2) or restart\n"
 	       "      --name NAME         the VM's name (default '%s')\n"
+	       "      --disk SPEC         a virtio-blk disk, /dev/vda first; repeat for more (up to %d):\n"
+	       "                          path=FILE[,readonly=on][,serial=ID][,cache=writeback|none]\n"
+	       "                          [,format=raw]   (a bare FILE works too)\n"
 	       "\n"
 	       "On a terminal the console is raw: Ctrl-A x quits, Ctrl-A h lists the keys.\n"
 	       "\n"
 	       "Exit status: 0 the guest powered off; 1 error; 2 the guest rebooted;\n"
 	       "             3 stopped by the user (Ctrl-A x) or a signal.\n",
-	       CONFIG_MAX_CPUS, CONFIG_DEFAULT_CPUS, CONFIG_DEFAULT_NAME);
+	       CONFIG_MAX_CPUS, CONFIG_DEFAULT_CPUS, CONFIG_DEFAULT_NAME, CONFIG_MAX_DISKS);
 }

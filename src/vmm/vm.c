@@ -26,6 +26,8 @@
 #include "kvm/kvm.h"
 #include "kvm/probe.h"
 #include "kvm/vcpu.h"
+#include "disk/disk.h"
+#include "virtio/blk.h"
 #include "vmm/console.h"
 #include "vmm/event_loop.h"
 #include "vmm/guest_mem.h"
@@ -57,6 +59,9 @@ struct vm {
 	struct kvm kvm;
 	struct guest_mem mem;
 	struct board board;
+	struct disk *disks[CONFIG_MAX_DISKS];	     /* opened once, kept across restarts */
+	struct virtio_blk *blks[CONFIG_MAX_DISKS]; /* one per disk, per boot */
+	int nr_blks;
 	struct vm_vcpu *vcpus;
 	unsigned int nr_vcpus;	 /* created */
 	unsigned int nr_started; /* with a running thread */
@@ -226,12 +231,31 @@ static int vm_load_guest(struct vm *vm, const char **why)
 	return err;
 }
 
+static int vm_add_disks(struct vm *vm, const char **why)
+{
+	for (int i = 0; i < vm->cfg->nr_disks; i++) {
+		struct virtio_blk *blk = virtio_blk_create(vm->disks[i], vm->cfg->disks[i].serial,
+							   &vm->mem);
+		int err;
+
+		if (!blk) {
+			*why = "out of memory for a disk";
+			return -ENOMEM;
+		}
+		vm->blks[vm->nr_blks++] = blk;
+		err = board_add_virtio(&vm->board, virtio_blk_device(blk), &vm->loop, why);
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
 static int vm_build(struct vm *vm, const char **why)
 {
 	struct board_config board = {
 		.nr_cpus = vm->cfg->nr_cpus,
 		.serial_out_fd = vm->serial_fd,
-		.irq_template = { .set = kvm_irq_line_set, .opaque = &vm->kvm },
+		.kvm = &vm->kvm,
 		.power = { .request = vm_power_request, .opaque = vm },
 	};
 	int err;
@@ -252,9 +276,16 @@ static int vm_build(struct vm *vm, const char **why)
 		*why = "cannot allocate guest memory";
 		return err;
 	}
-	err = board_create(&vm->board, &vm->mem, &board, why);
+	err = board_create(&vm->board, &board, why);
+	if (!err)
+		err = vm_add_disks(vm, why);
 	if (err)
 		return err;
+	err = board_write_acpi(&vm->board, &vm->mem, vm->cfg->nr_cpus);
+	if (err) {
+		*why = "the ACPI tables do not fit in their reserved area";
+		return err;
+	}
 	err = vm_create_vcpus(vm);
 	if (err) {
 		*why = "cannot create the vCPUs";
@@ -311,6 +342,9 @@ static void vm_destroy(struct vm *vm)
 	vm->vcpus = NULL;
 	vm->nr_vcpus = 0;
 	board_destroy(&vm->board);
+	for (int i = 0; i < vm->nr_blks; i++)
+		virtio_blk_destroy(vm->blks[i]);
+	vm->nr_blks = 0;
 	guest_mem_destroy(&vm->mem);
 	kvm_close(&vm->kvm);
 	event_loop_destroy(&vm->loop);
@@ -382,6 +416,15 @@ static int vm_prepare(struct vm *vm, const struct vm_config *cfg, struct mapped_
 		return -1;
 	if (cfg->initramfs_path && map_file(cfg->initramfs_path, "initramfs", initramfs) < 0)
 		return -1;
+	for (int i = 0; i < cfg->nr_disks; i++) {
+		char err[512];
+
+		vm->disks[i] = disk_open(&cfg->disks[i], err, sizeof(err));
+		if (!vm->disks[i]) {
+			fprintf(stderr, "vireo: %s\n", err);
+			return -1;
+		}
+	}
 	vm->serial_fd = open_serial_output(cfg);
 	if (cfg->serial == SERIAL_FILE && vm->serial_fd < 0)
 		return -1;
@@ -416,6 +459,8 @@ enum vm_exit vm_run(const struct vm_config *cfg)
 	}
 	if (vm.serial_fd > STDERR_FILENO)
 		close(vm.serial_fd);
+	for (int i = 0; i < cfg->nr_disks; i++)
+		disk_close(vm.disks[i]);
 	unmap_file(&kernel);
 	unmap_file(&initramfs);
 	return result;

@@ -367,7 +367,11 @@ static void virtio_device_name(char name[sizeof("V000")], int index)
 	name[4] = '\0';
 }
 
-/* One virtio-mmio device, as QEMU's microvm declares them: level-triggered, active high. */
+/*
+ * One virtio-mmio device. Edge-triggered, active high: Vireo injects each
+ * virtio interrupt as one irqfd write, and the driver reads and acknowledges
+ * InterruptStatus in its handler, so no level needs holding.
+ */
 static void dsdt_add_virtio(struct aml *aml, int index, const struct acpi_virtio_mmio *v)
 {
 	char name[sizeof("V000")];
@@ -381,7 +385,7 @@ static void dsdt_add_virtio(struct aml *aml, int index, const struct acpi_virtio
 	crs = aml_resource_template(aml);
 	aml_memory32_fixed(aml, true, (uint32_t)v->base, v->size);
 	aml_interrupt(aml,
-		      AML_IRQ_CONSUMER | AML_IRQ_LEVEL | AML_IRQ_ACTIVE_HIGH | AML_IRQ_EXCLUSIVE,
+		      AML_IRQ_CONSUMER | AML_IRQ_EDGE | AML_IRQ_ACTIVE_HIGH | AML_IRQ_EXCLUSIVE,
 		      v->irq);
 	aml_end(aml, crs);
 	aml_end(aml, dev);

@@ -456,12 +456,12 @@ static void test_dsdt_disassembles_with_iasl(void **state)
 	p = expect(p, "Memory32Fixed (ReadWrite,");
 	p = expect(p, "0xD0000000,         // Address Base");
 	p = expect(p, "0x00001000,         // Address Length");
-	p = expect(p, "Interrupt (ResourceConsumer, Level, ActiveHigh, Exclusive, ,, )");
+	p = expect(p, "Interrupt (ResourceConsumer, Edge, ActiveHigh, Exclusive, ,, )");
 	p = expect(p, "0x00000005,");
 	p = expect(p, "Device (V001)");
 	p = expect(p, "Name (_UID, One)");
 	p = expect(p, "0xD0001000,         // Address Base");
-	p = expect(p, "Interrupt (ResourceConsumer, Level, ActiveHigh, Exclusive, ,, )");
+	p = expect(p, "Interrupt (ResourceConsumer, Edge, ActiveHigh, Exclusive, ,, )");
 	expect(p, "0x00000006,");
 	p = expect(dsl, "Device (COM1)");
 	p = expect(p, "EisaId (\"PNP0501\")");

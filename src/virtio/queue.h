@@ -1,0 +1,100 @@
+/*
+ * The split virtqueue (virtio 1.2 §2.7), the only code in Vireo that knows
+ * what a descriptor is. A device pops a request (a validated chain turned
+ * into device-readable and device-writable iovecs) and pushes it back with
+ * the number of bytes it wrote.
+ *
+ * Everything read from the rings is untrusted: chains are bounded by the
+ * queue size (by its length inside an indirect table), nested indirect
+ * tables and loops are errors, every buffer must lie whole in guest RAM.
+ *
+ * A queue is used by one thread at a time (the I/O thread once the driver
+ * is running; the vCPU thread that configures or resets it otherwise).
+ */
+#ifndef VIREO_VIRTIO_QUEUE_H
+#define VIREO_VIRTIO_QUEUE_H
+
+#include <linux/virtio_ring.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+struct guest_mem;
+
+#define VIRTQ_MAX_SIZE 1024 /* largest queue a device offers: also caps a request's iovecs */
+
+struct virtq {
+	/* Set by the transport from the driver's configuration. */
+	uint16_t size; /* a power of 2, <= VIRTQ_MAX_SIZE */
+	bool ready;
+	uint64_t desc_gpa, avail_gpa, used_gpa;
+	bool event_idx; /* VIRTIO_RING_F_EVENT_IDX negotiated */
+	bool indirect;	/* VIRTIO_RING_F_INDIRECT_DESC negotiated */
+
+	/* Derived by virtq_start(), checked whole against guest RAM. */
+	const struct guest_mem *mem;
+	struct vring_desc *desc;
+	struct vring_avail *avail;
+	struct vring_used *used;
+	uint16_t last_avail_idx; /* next avail entry the device will read */
+	uint16_t used_idx;	 /* next used entry the device will write */
+	uint16_t signalled_used; /* used_idx when the driver was last interrupted */
+	bool signalled_used_valid;
+	bool broken; /* the driver broke the ring's rules: device needs reset */
+};
+
+/* A popped chain. in = device-readable buffers, out = device-writable ones. */
+struct virtq_req {
+	uint16_t head;
+	uint16_t nr_readable, nr_writable;
+	uint32_t readable_len, writable_len; /* bytes in each direction */
+	struct iovec *readable;		     /* points into iov[] */
+	struct iovec *writable;
+	struct iovec iov[VIRTQ_MAX_SIZE];
+};
+
+/* Checks the configured rings against guest RAM; -EFAULT if they are not all RAM. */
+int virtq_start(struct virtq *vq, const struct guest_mem *mem);
+
+/* Forgets the configuration (device reset). */
+void virtq_reset(struct virtq *vq);
+
+/*
+ * Pops the next available request into *req. Returns 1 when one was
+ * popped, 0 when the ring is empty, -EINVAL when the ring itself is broken
+ * (vq->broken is then set and nothing more is popped), -EBADMSG when this
+ * chain was malformed: it was already pushed back with 0 bytes and the
+ * caller just moves on.
+ */
+int virtq_pop(struct virtq *vq, struct virtq_req *req);
+
+/* Returns a request to the driver with the bytes written into its buffers. */
+void virtq_push(struct virtq *vq, uint16_t head, uint32_t written);
+
+/* Whether the driver wants an interrupt for what was pushed since the last one. */
+bool virtq_should_interrupt(struct virtq *vq);
+
+/*
+ * Before the device sleeps: asks for notifications of new buffers
+ * (avail_event with EVENT_IDX, else clearing VRING_USED_F_NO_NOTIFY) and
+ * re-checks. Returns true if buffers arrived meanwhile: keep popping.
+ */
+bool virtq_enable_notify(struct virtq *vq);
+
+/* Tells the driver not to notify while the device is busy popping. */
+void virtq_disable_notify(struct virtq *vq);
+
+/* Byte-wise access to a request's buffers, whatever their layout (§2.7.4.1). */
+size_t iov_read(const struct iovec *iov, unsigned int n, size_t offset, void *dst, size_t len);
+size_t iov_write(const struct iovec *iov, unsigned int n, size_t offset, const void *src,
+		 size_t len);
+
+/*
+ * Makes dst[] the sub-range [offset, offset + len) of iov[]; returns how
+ * many entries dst[] got (at most max).
+ */
+unsigned int iov_slice(const struct iovec *iov, unsigned int n, size_t offset, size_t len,
+		       struct iovec *dst, unsigned int max);
+
+#endif
