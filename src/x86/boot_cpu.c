@@ -60,12 +60,27 @@ static int write_page_tables(struct guest_mem *mem)
 	return 0;
 }
 
+/*
+ * What a guest finds at the real-mode reset vector (F000:FFF0) instead of a
+ * BIOS. Linux on a hardware-reduced ACPI machine reboots through "EFI",
+ * then by jumping there (arch/x86/kernel/reboot.c, BOOT_BIOS): without this
+ * it would run zeroes forever. The stub pulses the i8042 reset line.
+ */
+static const uint8_t reset_vector_stub[] = {
+	0xb0, 0xfe,	  /* mov al, 0xfe: the i8042 "pulse reset" command */
+	0xe6, 0x64,	  /* out 0x64, al */
+	0xf4,		  /* hlt */
+	0xeb, 0xfd,	  /* jmp back to the hlt */
+};
+
 int boot_setup_cpu_tables(struct guest_mem *mem)
 {
 	uint64_t empty_idt = 0;
 
 	if (guest_mem_write(mem, LAYOUT_BOOT_GDT, boot_gdt, sizeof(boot_gdt)) < 0 ||
-	    guest_mem_write(mem, LAYOUT_BOOT_IDT, &empty_idt, sizeof(empty_idt)) < 0)
+	    guest_mem_write(mem, LAYOUT_BOOT_IDT, &empty_idt, sizeof(empty_idt)) < 0 ||
+	    guest_mem_write(mem, LAYOUT_RESET_VECTOR, reset_vector_stub,
+			    sizeof(reset_vector_stub)) < 0)
 		return -ENOMEM;
 	return write_page_tables(mem);
 }

@@ -22,6 +22,7 @@
 #define LAYOUT_LOW_RAM_END 0x9fc00ULL /* usable RAM below here; reserved up to 1 MiB */
 #define LAYOUT_ACPI_TABLES 0xe0000ULL /* RSDP first, then the other tables */
 #define LAYOUT_ACPI_TABLES_SIZE 0x10000ULL
+#define LAYOUT_RESET_VECTOR 0xffff0ULL /* F000:FFF0, in the reserved BIOS area */
 #define LAYOUT_HIGH_MEM 0x100000ULL /* 1 MiB: where the kernel is loaded */
 
 #define LAYOUT_HOLE_START 0xc0000000ULL /* 3 GiB */
