@@ -11,6 +11,8 @@
 #include <sys/types.h>
 #include <sys/uio.h>
 
+#include "disk/engine.h"
+
 #define DISK_SECTOR_SIZE 512
 
 enum disk_cache {
@@ -29,6 +31,7 @@ struct disk_config {
 	enum disk_cache cache;
 	enum disk_format format;
 	const char *serial; /* NULL: none */
+	enum disk_engine_kind engine;
 };
 
 struct disk;
@@ -50,6 +53,8 @@ struct disk {
 	bool readonly;
 	int fd;
 	const char *path;
+	bool passthrough;	  /* guest offset == file offset: engines may do the I/O */
+	struct disk_uring *uring; /* the io_uring engine's state, or NULL for sync */
 };
 
 /*

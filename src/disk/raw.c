@@ -183,6 +183,7 @@ struct disk *disk_open(const struct disk_config *cfg, char *err, size_t err_len)
 	if (!disk)
 		return open_failed(fd, err, err_len, "disk '%s': out of memory", cfg->path);
 	disk->ops = &raw_ops;
+	disk->passthrough = true;
 	disk->size = (uint64_t)st.st_size;
 	disk->readonly = cfg->readonly;
 	disk->fd = fd;
@@ -192,6 +193,8 @@ struct disk *disk_open(const struct disk_config *cfg, char *err, size_t err_len)
 
 void disk_close(struct disk *disk)
 {
-	if (disk)
-		disk->ops->close(disk);
+	if (!disk)
+		return;
+	disk_engine_stop(disk);
+	disk->ops->close(disk);
 }

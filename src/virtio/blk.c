@@ -13,22 +13,39 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 
 #include "disk/disk.h"
+#include "vmm/event_loop.h"
 
 #define BLK_QUEUE_SIZE 256
+#define BLK_MAX_IOV BLK_QUEUE_SIZE	/* a chain never has more buffers than the queue */
 #define BLK_SIZE_MAX (1u << 20)	/* largest data segment we accept in one descriptor */
 #define BLK_MAX_SEGMENTS 32		/* discard / write-zeroes ranges per request */
 #define BLK_DISCARD_ALIGN_SECTORS 8	/* 4 KiB: what hole punching works in */
 #define BLK_MAX_RANGE_SECTORS (UINT32_MAX / DISK_SECTOR_SIZE)
+
+/* One request from pop to push; reads and writes may be in flight with an engine. */
+struct blk_request {
+	struct disk_io io;
+	struct virtio_blk *blk;
+	struct virtq_req req;
+	uint8_t *status;	/* the last byte the driver gave us to write */
+	struct blk_request *next_free;
+	struct iovec iov[BLK_MAX_IOV];
+};
 
 struct virtio_blk {
 	struct virtio_device vdev;
 	struct disk *disk;
 	char serial[VIRTIO_BLK_ID_BYTES];
 	struct virtio_blk_config config;
-	struct virtq_req req;			/* the request being served */
-	struct iovec data[VIRTQ_MAX_SIZE];	/* its data buffers, sliced from req */
+	struct blk_request *free_requests; /* recycled, so a busy queue allocates nothing */
+	unsigned int nr_requests;	   /* allocated, free or in flight */
+	bool interrupt_pending;		   /* pushed since the last interrupt decision */
+	bool starved;			   /* every request in flight: pop again on a completion */
+	struct event_loop *loop;
+	struct event_handler completion_handler;
 	unsigned long bad_requests;
 };
 
@@ -40,6 +57,60 @@ static void blk_config_read(struct virtio_device *vdev, uint32_t offset, void *d
 	memcpy(data, (uint8_t *)&blk->config + offset, size);
 }
 
+static struct blk_request *blk_request_get(struct virtio_blk *blk)
+{
+	struct blk_request *r = blk->free_requests;
+
+	if (r) {
+		blk->free_requests = r->next_free;
+	} else {
+		if (blk->nr_requests == BLK_QUEUE_SIZE)
+			return NULL; /* more in flight than the ring can hold: impossible */
+		r = malloc(sizeof(*r));
+		if (!r)
+			return NULL;
+		blk->nr_requests++;
+	}
+	r->blk = blk;
+	virtq_req_init(&r->req, r->iov, BLK_MAX_IOV);
+	return r;
+}
+
+static void blk_request_put(struct virtio_blk *blk, struct blk_request *r)
+{
+	r->next_free = blk->free_requests;
+	blk->free_requests = r;
+}
+
+/* Writes the status, returns the request to the driver, recycles it. */
+static void blk_complete(struct blk_request *r, uint8_t status, uint32_t written)
+{
+	struct virtio_blk *blk = r->blk;
+
+	if (status != VIRTIO_BLK_S_OK)
+		blk->bad_requests++;
+	*r->status = status;
+	virtq_push(&blk->vdev.queues[0], r->req.head, written);
+	blk->interrupt_pending = true;
+	blk_request_put(blk, r);
+}
+
+static void blk_io_done(struct disk_io *io, ssize_t result)
+{
+	struct blk_request *r = (struct blk_request *)io;
+	struct virtq_req *req = &r->req;
+
+	if (result < 0) {
+		fprintf(stderr, "vireo: disk '%s': %s at byte %llu failed: %s\n",
+			r->blk->disk->path,
+			io->op == DISK_IO_READ ? "read" : io->op == DISK_IO_WRITE ? "write" : "flush",
+			(unsigned long long)io->offset, strerror((int)-result));
+		blk_complete(r, VIRTIO_BLK_S_IOERR, 1);
+		return;
+	}
+	blk_complete(r, VIRTIO_BLK_S_OK, io->op == DISK_IO_READ ? req->writable_len : 1);
+}
+
 /* Is [sector, sector + bytes) inside the disk? (no overflow possible) */
 static bool blk_range_ok(const struct virtio_blk *blk, uint64_t sector, uint64_t bytes)
 {
@@ -49,61 +120,69 @@ static bool blk_range_ok(const struct virtio_blk *blk, uint64_t sector, uint64_t
 	       bytes % DISK_SECTOR_SIZE == 0;
 }
 
-static uint8_t blk_rw(struct virtio_blk *blk, uint64_t sector, bool write)
+/*
+ * Starts a read or write: the data iovecs are the request's own, sliced in
+ * place past the header (writes) or before the status byte (reads).
+ */
+static void blk_rw(struct blk_request *r, uint64_t sector, bool write)
 {
-	struct virtq_req *req = &blk->req;
+	struct virtio_blk *blk = r->blk;
+	struct virtq_req *req = &r->req;
 	uint64_t len = write ? req->readable_len - sizeof(struct virtio_blk_outhdr)
 			     : req->writable_len - 1u;
 	unsigned int n;
-	ssize_t done;
 
-	if (write && blk->disk->readonly)
-		return VIRTIO_BLK_S_IOERR;
-	if (!blk_range_ok(blk, sector, len))
-		return VIRTIO_BLK_S_IOERR;
+	if ((write && blk->disk->readonly) || !blk_range_ok(blk, sector, len)) {
+		blk_complete(r, VIRTIO_BLK_S_IOERR, 1);
+		return;
+	}
 	if (write)
 		n = iov_slice(req->readable, req->nr_readable, sizeof(struct virtio_blk_outhdr), len,
-			      blk->data, VIRTQ_MAX_SIZE);
+			      req->readable, req->nr_readable);
 	else
-		n = iov_slice(req->writable, req->nr_writable, 0, len, blk->data, VIRTQ_MAX_SIZE);
-	if (len == 0)
-		return VIRTIO_BLK_S_OK;
-	done = write ? blk->disk->ops->writev(blk->disk, blk->data, (int)n, sector * 512)
-		     : blk->disk->ops->readv(blk->disk, blk->data, (int)n, sector * 512);
-	if (done < 0) {
-		fprintf(stderr, "vireo: disk '%s': %s at sector %llu failed: %s\n",
-			blk->disk->path, write ? "write" : "read", (unsigned long long)sector,
-			strerror((int)-done));
-		return VIRTIO_BLK_S_IOERR;
+		n = iov_slice(req->writable, req->nr_writable, 0, len, req->writable,
+			      req->nr_writable);
+	if (len == 0) {
+		blk_complete(r, VIRTIO_BLK_S_OK, write ? 1 : req->writable_len);
+		return;
 	}
-	return VIRTIO_BLK_S_OK;
+	r->io = (struct disk_io){
+		.op = write ? DISK_IO_WRITE : DISK_IO_READ,
+		.iov = write ? req->readable : req->writable,
+		.nr_iov = (int)n,
+		.offset = sector * DISK_SECTOR_SIZE,
+		.done = blk_io_done,
+	};
+	disk_submit(blk->disk, &r->io);
 }
 
 /* One discard or write-zeroes range (§5.2.6.2): flags other than unmap are reserved. */
 static uint8_t blk_range_op(struct virtio_blk *blk, uint32_t type,
-			    const struct virtio_blk_discard_write_zeroes *r)
+			    const struct virtio_blk_discard_write_zeroes *range)
 {
-	bool unmap = r->flags & VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP;
-	uint64_t bytes = (uint64_t)r->num_sectors * DISK_SECTOR_SIZE;
+	bool unmap = range->flags & VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP;
+	uint64_t bytes = (uint64_t)range->num_sectors * DISK_SECTOR_SIZE;
+	uint64_t offset = range->sector * DISK_SECTOR_SIZE;
 	int err;
 
-	if ((r->flags & ~VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP) ||
+	if ((range->flags & ~VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP) ||
 	    (type == VIRTIO_BLK_T_DISCARD && unmap))
 		return VIRTIO_BLK_S_UNSUPP;
-	if (!blk_range_ok(blk, r->sector, bytes))
+	if (!blk_range_ok(blk, range->sector, bytes))
 		return VIRTIO_BLK_S_IOERR;
+	if (bytes == 0)
+		return VIRTIO_BLK_S_OK;
 	if (type == VIRTIO_BLK_T_DISCARD)
-		err = blk->disk->ops->discard(blk->disk, r->sector * 512, bytes);
+		err = blk->disk->ops->discard(blk->disk, offset, bytes);
 	else
-		err = blk->disk->ops->write_zeroes(blk->disk, r->sector * 512, bytes, unmap);
+		err = blk->disk->ops->write_zeroes(blk->disk, offset, bytes, unmap);
 	if (err == -EOPNOTSUPP && type == VIRTIO_BLK_T_DISCARD)
 		return VIRTIO_BLK_S_OK; /* discard is a hint */
 	return err ? VIRTIO_BLK_S_IOERR : VIRTIO_BLK_S_OK;
 }
 
-static uint8_t blk_ranges(struct virtio_blk *blk, uint32_t type)
+static uint8_t blk_ranges(struct virtio_blk *blk, const struct virtq_req *req, uint32_t type)
 {
-	struct virtq_req *req = &blk->req;
 	size_t payload = req->readable_len - sizeof(struct virtio_blk_outhdr);
 	size_t count = payload / sizeof(struct virtio_blk_discard_write_zeroes);
 
@@ -112,13 +191,14 @@ static uint8_t blk_ranges(struct virtio_blk *blk, uint32_t type)
 	if (count == 0 || count > BLK_MAX_SEGMENTS ||
 	    payload % sizeof(struct virtio_blk_discard_write_zeroes))
 		return VIRTIO_BLK_S_UNSUPP;
+	/* Discards run on the I/O thread: reads and writes in flight are the guest's to order. */
 	for (size_t i = 0; i < count; i++) {
-		struct virtio_blk_discard_write_zeroes r;
+		struct virtio_blk_discard_write_zeroes range;
 		uint8_t status;
 
 		iov_read(req->readable, req->nr_readable,
-			 sizeof(struct virtio_blk_outhdr) + i * sizeof(r), &r, sizeof(r));
-		status = blk_range_op(blk, type, &r);
+			 sizeof(struct virtio_blk_outhdr) + i * sizeof(range), &range, sizeof(range));
+		status = blk_range_op(blk, type, &range);
 		if (status != VIRTIO_BLK_S_OK)
 			return status;
 	}
@@ -126,68 +206,123 @@ static uint8_t blk_ranges(struct virtio_blk *blk, uint32_t type)
 }
 
 /* GET_ID: up to 20 bytes of serial, NUL-padded when shorter (§5.2.6). */
-static uint8_t blk_get_id(struct virtio_blk *blk, uint32_t *written)
+static uint32_t blk_get_id(struct virtio_blk *blk, const struct virtq_req *req)
 {
-	struct virtq_req *req = &blk->req;
 	size_t len = req->writable_len - 1u;
 
 	if (len > VIRTIO_BLK_ID_BYTES)
 		len = VIRTIO_BLK_ID_BYTES;
-	*written += (uint32_t)iov_write(req->writable, req->nr_writable, 0, blk->serial, len);
-	return VIRTIO_BLK_S_OK;
+	return (uint32_t)iov_write(req->writable, req->nr_writable, 0, blk->serial, len) + 1;
 }
 
-/* Serves blk->req; returns the bytes written into the driver's buffers. */
-static uint32_t blk_handle(struct virtio_blk *blk)
+static uint8_t *blk_status_byte(const struct virtq_req *req)
 {
-	struct virtq_req *req = &blk->req;
-	struct virtio_blk_outhdr hdr;
-	uint32_t written = 1; /* the status byte */
-	uint8_t status;
+	const struct iovec *last = &req->writable[req->nr_writable - 1];
 
-	if (req->writable_len < 1)
-		return 0; /* nowhere to put a status: nothing we can answer */
-	if (iov_read(req->readable, req->nr_readable, 0, &hdr, sizeof(hdr)) < sizeof(hdr)) {
-		status = VIRTIO_BLK_S_IOERR;
-	} else if (hdr.type == VIRTIO_BLK_T_IN) {
-		status = blk_rw(blk, hdr.sector, false);
-		if (status == VIRTIO_BLK_S_OK)
-			written = req->writable_len;
-	} else if (hdr.type == VIRTIO_BLK_T_OUT) {
-		status = blk_rw(blk, hdr.sector, true);
-	} else if (hdr.type == VIRTIO_BLK_T_FLUSH) {
-		status = blk->disk->ops->flush(blk->disk) ? VIRTIO_BLK_S_IOERR : VIRTIO_BLK_S_OK;
-	} else if (hdr.type == VIRTIO_BLK_T_GET_ID) {
-		status = blk_get_id(blk, &written);
-	} else if (hdr.type == VIRTIO_BLK_T_DISCARD || hdr.type == VIRTIO_BLK_T_WRITE_ZEROES) {
-		status = blk_ranges(blk, hdr.type);
-	} else {
-		status = VIRTIO_BLK_S_UNSUPP;
-	}
-	if (status != VIRTIO_BLK_S_OK)
+	return (uint8_t *)last->iov_base + last->iov_len - 1;
+}
+
+/* Serves a popped request: at once, or later through the disk's engine. */
+static void blk_start(struct blk_request *r)
+{
+	struct virtio_blk *blk = r->blk;
+	struct virtq_req *req = &r->req;
+	struct virtio_blk_outhdr hdr;
+
+	if (req->writable_len < 1) {
+		/* Nowhere to put a status: return the buffers untouched. */
 		blk->bad_requests++;
-	iov_write(req->writable, req->nr_writable, req->writable_len - 1u, &status, 1);
-	return written;
+		virtq_push(&blk->vdev.queues[0], req->head, 0);
+		blk->interrupt_pending = true;
+		blk_request_put(blk, r);
+		return;
+	}
+	r->status = blk_status_byte(req);
+	if (iov_read(req->readable, req->nr_readable, 0, &hdr, sizeof(hdr)) < sizeof(hdr)) {
+		blk_complete(r, VIRTIO_BLK_S_IOERR, 1);
+	} else if (hdr.type == VIRTIO_BLK_T_IN || hdr.type == VIRTIO_BLK_T_OUT) {
+		blk_rw(r, hdr.sector, hdr.type == VIRTIO_BLK_T_OUT);
+	} else if (hdr.type == VIRTIO_BLK_T_FLUSH) {
+		r->io = (struct disk_io){ .op = DISK_IO_FLUSH, .done = blk_io_done };
+		disk_submit(blk->disk, &r->io);
+	} else if (hdr.type == VIRTIO_BLK_T_GET_ID) {
+		blk_complete(r, VIRTIO_BLK_S_OK, blk_get_id(blk, req));
+	} else if (hdr.type == VIRTIO_BLK_T_DISCARD || hdr.type == VIRTIO_BLK_T_WRITE_ZEROES) {
+		blk_complete(r, blk_ranges(blk, req, hdr.type), 1);
+	} else {
+		blk_complete(r, VIRTIO_BLK_S_UNSUPP, 1);
+	}
+}
+
+static void blk_interrupt_if_pending(struct virtio_blk *blk)
+{
+	if (blk->interrupt_pending) {
+		blk->interrupt_pending = false;
+		virtio_queue_interrupt(&blk->vdev, 0);
+	}
 }
 
 static void blk_queue_notify(struct virtio_device *vdev, unsigned int q)
 {
 	struct virtio_blk *blk = vdev->priv;
 	struct virtq *vq = &vdev->queues[q];
-	int rc;
 
 	do {
 		virtq_disable_notify(vq);
-		while ((rc = virtq_pop(vq, &blk->req)) != 0) {
-			if (rc == -EINVAL)
-				return; /* the ring is broken: the transport resets the device */
-			if (rc == 1)
-				virtq_push(vq, blk->req.head, blk_handle(blk));
-			else
-				blk->bad_requests++;
+		for (;;) {
+			struct blk_request *r = blk_request_get(blk);
+			int rc;
+
+			if (!r) {
+				/*
+				 * A driver re-posting buffers still in flight: wait for a
+				 * completion instead of spinning on the ring.
+				 */
+				blk->starved = true;
+				blk_interrupt_if_pending(blk);
+				return;
+			}
+			rc = virtq_pop(vq, &r->req);
+			if (rc == 1) {
+				blk_start(r);
+				continue;
+			}
+			blk_request_put(blk, r);
+			if (rc == -EBADMSG) {
+				blk->bad_requests++; /* already returned to the driver */
+				blk->interrupt_pending = true;
+				continue;
+			}
+			break; /* empty, or broken (the transport resets the device) */
 		}
-		virtio_queue_interrupt(vdev, q);
-	} while (virtq_enable_notify(vq));
+		blk_interrupt_if_pending(blk);
+	} while (!vq->broken && virtq_enable_notify(vq));
+}
+
+/* The engine finished some requests (I/O thread). */
+static void blk_on_completion(void *opaque, uint32_t events)
+{
+	struct virtio_blk *blk = opaque;
+
+	(void)events;
+	pthread_mutex_lock(&blk->vdev.lock);
+	disk_reap(blk->disk);
+	if (blk->starved) {
+		blk->starved = false;
+		blk_queue_notify(&blk->vdev, 0);
+	}
+	blk_interrupt_if_pending(blk);
+	pthread_mutex_unlock(&blk->vdev.lock);
+}
+
+/* Device reset (vdev->lock held): every request in flight completes first. */
+static void blk_reset(struct virtio_device *vdev)
+{
+	struct virtio_blk *blk = vdev->priv;
+
+	disk_drain(blk->disk);
+	blk->interrupt_pending = false;
+	blk->starved = false;
 }
 
 static const struct virtio_device_ops blk_ops = {
@@ -198,6 +333,7 @@ static const struct virtio_device_ops blk_ops = {
 	.config_size = sizeof(struct virtio_blk_config),
 	.config_read = blk_config_read,
 	.queue_notify = blk_queue_notify,
+	.reset = blk_reset,
 };
 
 static uint64_t blk_features(const struct disk *disk)
@@ -227,17 +363,25 @@ static void blk_fill_config(struct virtio_blk *blk)
 }
 
 struct virtio_blk *virtio_blk_create(struct disk *disk, const char *serial,
-				     const struct guest_mem *mem)
+				     const struct guest_mem *mem, struct event_loop *loop)
 {
 	struct virtio_blk *blk = calloc(1, sizeof(*blk));
+	int completion_fd = disk_completion_fd(disk);
 
 	if (!blk)
 		return NULL;
 	blk->disk = disk;
+	blk->loop = loop;
 	if (serial) /* 20 bytes, not NUL-terminated when it fills them */
 		memcpy(blk->serial, serial, strnlen(serial, sizeof(blk->serial)));
 	blk_fill_config(blk);
 	virtio_device_init(&blk->vdev, &blk_ops, blk, mem, blk_features(disk));
+	blk->completion_handler = (struct event_handler){ blk_on_completion, blk };
+	if (completion_fd >= 0 &&
+	    event_loop_add(loop, completion_fd, EPOLLIN, &blk->completion_handler) < 0) {
+		virtio_blk_destroy(blk);
+		return NULL;
+	}
 	return blk;
 }
 
@@ -248,6 +392,17 @@ struct virtio_device *virtio_blk_device(struct virtio_blk *blk)
 
 void virtio_blk_destroy(struct virtio_blk *blk)
 {
+	int completion_fd = disk_completion_fd(blk->disk);
+
+	disk_drain(blk->disk);
+	if (completion_fd >= 0)
+		event_loop_remove(blk->loop, completion_fd);
+	while (blk->free_requests) {
+		struct blk_request *r = blk->free_requests;
+
+		blk->free_requests = r->next_free;
+		free(r);
+	}
 	virtio_device_destroy(&blk->vdev);
 	free(blk);
 }

@@ -104,6 +104,11 @@ void virtio_write_status(struct virtio_device *vdev, uint32_t status)
 	}
 	if ((added & VIRTIO_CONFIG_S_FEATURES_OK) && !features_acceptable(vdev))
 		status &= ~VIRTIO_CONFIG_S_FEATURES_OK;
+	/* §3.1.1: no DRIVER_OK without an accepted feature set. */
+	if (!(status & VIRTIO_CONFIG_S_FEATURES_OK)) {
+		status &= ~VIRTIO_CONFIG_S_DRIVER_OK;
+		added &= ~VIRTIO_CONFIG_S_DRIVER_OK;
+	}
 	/* A driver may only add bits; the device owns NEEDS_RESET. */
 	vdev->status = status | (vdev->status & VIRTIO_CONFIG_S_NEEDS_RESET);
 	if ((added & VIRTIO_CONFIG_S_DRIVER_OK) && virtio_start_queues(vdev) < 0)

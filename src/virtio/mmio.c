@@ -210,6 +210,7 @@ int virtio_mmio_register(struct virtio_mmio *m, struct virtio_device *vdev, stru
 {
 	memset(m, 0, sizeof(*m));
 	m->vdev = vdev;
+	m->loop = loop;
 	for (unsigned int q = 0; notify_fds && q < vdev->ops->nr_queues; q++) {
 		struct virtio_mmio_notifier *n = &m->notifiers[q];
 		int err;
@@ -222,4 +223,16 @@ int virtio_mmio_register(struct virtio_mmio *m, struct virtio_device *vdev, stru
 			return err;
 	}
 	return bus_register(mmio, base, VIRTIO_MMIO_WINDOW, &virtio_mmio_ops, m);
+}
+
+int virtio_mmio_watch_queue(struct virtio_mmio *m, unsigned int q, bool on)
+{
+	struct virtio_mmio_notifier *n;
+
+	if (q >= m->vdev->ops->nr_queues || !m->notifiers[q].transport ||
+	    m->notifiers[q].fd < 0 || !m->loop)
+		return -EINVAL;
+	n = &m->notifiers[q];
+	return on ? event_loop_add(m->loop, n->fd, EPOLLIN, &n->handler)
+		  : event_loop_remove(m->loop, n->fd);
 }

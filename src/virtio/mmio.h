@@ -7,6 +7,7 @@
 #ifndef VIREO_VIRTIO_MMIO_H
 #define VIREO_VIRTIO_MMIO_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "virtio/device.h"
@@ -29,6 +30,7 @@ struct virtio_mmio {
 	uint32_t device_features_sel;
 	uint32_t driver_features_sel;
 	uint32_t queue_sel;
+	struct event_loop *loop; /* where the notifiers are watched */
 	struct virtio_mmio_notifier notifiers[VIRTIO_MAX_QUEUES];
 };
 
@@ -39,5 +41,11 @@ struct virtio_mmio {
 int virtio_mmio_register(struct virtio_mmio *transport, struct virtio_device *vdev,
 			 struct bus *mmio, uint64_t base, const int *notify_fds,
 			 struct event_loop *loop);
+
+/*
+ * Stops (on = false) or resumes watching queue q's notify eventfd, while
+ * something else takes the kicks from it (vhost polls it in the kernel).
+ */
+int virtio_mmio_watch_queue(struct virtio_mmio *transport, unsigned int q, bool on);
 
 #endif

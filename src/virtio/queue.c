@@ -50,6 +50,9 @@ int virtq_start(struct virtq *vq, const struct guest_mem *mem)
 
 	if (n == 0 || n > VIRTQ_MAX_SIZE || (n & (n - 1)))
 		return -EINVAL;
+	/* §2.7: alignment 16 for descriptors, 2 for avail, 4 for used; we access them typed. */
+	if ((vq->desc_gpa & 15) || (vq->avail_gpa & 1) || (vq->used_gpa & 3))
+		return -EINVAL;
 	vq->mem = mem;
 	vq->desc = guest_mem_ptr(mem, vq->desc_gpa, DESC_SIZE * n);
 	vq->avail = guest_mem_ptr(mem, vq->avail_gpa, sizeof(struct vring_avail) + 2 * n + 2);
@@ -88,7 +91,7 @@ static int add_buffer(struct virtq *vq, struct virtq_req *req, const struct vrin
 		return -EBADMSG;
 	if (d->len == 0)
 		return 0;
-	if (used == VIRTQ_MAX_SIZE || *total + d->len < *total)
+	if (used == req->iov_cap || *total + d->len < *total)
 		return -EBADMSG;
 	host = guest_mem_ptr(vq->mem, d->addr, d->len);
 	if (!host)
@@ -184,12 +187,28 @@ int virtq_pop(struct virtq *vq, struct virtq_req *req)
 
 void virtq_push(struct virtq *vq, uint16_t head, uint32_t written)
 {
-	struct vring_used_elem *elem = &vq->used->ring[vq->used_idx & (vq->size - 1)];
+	virtq_fill(vq, 0, head, written);
+	virtq_flush(vq, 1);
+}
+
+void virtq_fill(struct virtq *vq, unsigned int offset, uint16_t head, uint32_t written)
+{
+	struct vring_used_elem *elem =
+		&vq->used->ring[(uint16_t)(vq->used_idx + offset) & (vq->size - 1)];
 
 	elem->id = head;
 	elem->len = written;
-	vq->used_idx++;
-	store_release16(&vq->used->idx, vq->used_idx);
+}
+
+void virtq_flush(struct virtq *vq, unsigned int n)
+{
+	vq->used_idx = (uint16_t)(vq->used_idx + n);
+	store_release16(&vq->used->idx, vq->used_idx); /* the entries before the index */
+}
+
+void virtq_unpop(struct virtq *vq, uint16_t n)
+{
+	vq->last_avail_idx = (uint16_t)(vq->last_avail_idx - n);
 }
 
 bool virtq_should_interrupt(struct virtq *vq)

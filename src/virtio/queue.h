@@ -44,15 +44,26 @@ struct virtq {
 	bool broken; /* the driver broke the ring's rules: device needs reset */
 };
 
-/* A popped chain. in = device-readable buffers, out = device-writable ones. */
+/*
+ * A popped chain: device-readable buffers first, then device-writable ones.
+ * The caller provides the iovec storage (virtq_req_init); a chain with more
+ * buffers than iov_cap is malformed for that device.
+ */
 struct virtq_req {
 	uint16_t head;
 	uint16_t nr_readable, nr_writable;
 	uint32_t readable_len, writable_len; /* bytes in each direction */
 	struct iovec *readable;		     /* points into iov[] */
 	struct iovec *writable;
-	struct iovec iov[VIRTQ_MAX_SIZE];
+	struct iovec *iov;
+	unsigned int iov_cap;
 };
+
+static inline void virtq_req_init(struct virtq_req *req, struct iovec *iov, unsigned int cap)
+{
+	req->iov = iov;
+	req->iov_cap = cap;
+}
 
 /* Checks the configured rings against guest RAM; -EFAULT if they are not all RAM. */
 int virtq_start(struct virtq *vq, const struct guest_mem *mem);
@@ -71,6 +82,22 @@ int virtq_pop(struct virtq *vq, struct virtq_req *req);
 
 /* Returns a request to the driver with the bytes written into its buffers. */
 void virtq_push(struct virtq *vq, uint16_t head, uint32_t written);
+
+/*
+ * Several requests that the driver must see at once (a mergeable RX frame
+ * spread over buffers, §5.1.6.4): virtq_fill() writes the used entry
+ * `offset` places past the next one, virtq_flush() publishes n of them
+ * with a single used->idx update.
+ */
+void virtq_fill(struct virtq *vq, unsigned int offset, uint16_t head, uint32_t written);
+void virtq_flush(struct virtq *vq, unsigned int n);
+
+/*
+ * Gives back the last n popped requests unused, as if they had not been
+ * popped: the next virtq_pop() returns them again. Only requests popped
+ * after the last one virtq_pop() pushed by itself (-EBADMSG) qualify.
+ */
+void virtq_unpop(struct virtq *vq, uint16_t n);
 
 /* Whether the driver wants an interrupt for what was pushed since the last one. */
 bool virtq_should_interrupt(struct virtq *vq);

@@ -34,6 +34,14 @@ int event_loop_remove(struct event_loop *loop, int fd)
 	return epoll_ctl(loop->epoll_fd, EPOLL_CTL_DEL, fd, NULL) < 0 ? -errno : 0;
 }
 
+int event_loop_modify(struct event_loop *loop, int fd, uint32_t events,
+		      struct event_handler *handler)
+{
+	struct epoll_event ev = { .events = events, .data.ptr = handler };
+
+	return epoll_ctl(loop->epoll_fd, EPOLL_CTL_MOD, fd, &ev) < 0 ? -errno : 0;
+}
+
 int event_loop_run(struct event_loop *loop)
 {
 	struct epoll_event events[EVENT_BATCH];

@@ -25,6 +25,9 @@ void event_loop_destroy(struct event_loop *loop);
 int event_loop_add(struct event_loop *loop, int fd, uint32_t events,
 		   struct event_handler *handler);
 int event_loop_remove(struct event_loop *loop, int fd);
+/* Changes the events watched on fd (which must be watched). */
+int event_loop_modify(struct event_loop *loop, int fd, uint32_t events,
+		      struct event_handler *handler);
 
 /* Dispatches events until a handler sets loop->stop. */
 int event_loop_run(struct event_loop *loop);

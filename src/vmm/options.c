@@ -160,18 +160,24 @@ static int parse_disk_pair(struct disk_config *disk, const char *key, const char
 		disk->cache = DISK_CACHE_NONE;
 	} else if (strcmp(key, "cache") == 0) {
 		return fail(err, err_len, "--disk cache=%s: use writeback or none", value);
+	} else if (strcmp(key, "engine") == 0 && strcmp(value, "io_uring") == 0) {
+		disk->engine = DISK_ENGINE_IO_URING;
+	} else if (strcmp(key, "engine") == 0 && strcmp(value, "sync") == 0) {
+		disk->engine = DISK_ENGINE_SYNC;
+	} else if (strcmp(key, "engine") == 0) {
+		return fail(err, err_len, "--disk engine=%s: use io_uring or sync", value);
 	} else if (strcmp(key, "format") == 0 && strcmp(value, "raw") == 0) {
 		disk->format = DISK_FORMAT_RAW;
 	} else if (strcmp(key, "format") == 0) {
 		return fail(err, err_len, "--disk format=%s: this build reads raw images", value);
 	} else {
 		return fail(err, err_len, "--disk: unknown key '%s' (path, readonly, serial, cache, "
-			    "format)", key);
+			    "engine, format)", key);
 	}
 	return 0;
 }
 
-/* --disk path=FILE[,readonly=on][,serial=ID][,cache=writeback|none][,format=raw] */
+/* --disk path=FILE[,readonly=on][,serial=ID][,cache=writeback|none][,engine=...][,format=raw] */
 static int parse_disk(char *arg, struct vm_config *cfg, char *err, size_t err_len)
 {
 	struct disk_config *disk;
@@ -321,7 +327,7 @@ void options_print_help(void)
 	       "      --name NAME         the VM's name (default '%s')\n"
 	       "      --disk SPEC         a virtio-blk disk, /dev/vda first; repeat for more (up to %d):\n"
 	       "                          path=FILE[,readonly=on][,serial=ID][,cache=writeback|none]\n"
-	       "                          [,format=raw]   (a bare FILE works too)\n"
+	       "                          [,engine=io_uring|sync][,format=raw]   (a bare FILE works too)\n"
 	       "\n"
 	       "On a terminal the console is raw: Ctrl-A x quits, Ctrl-A h lists the keys.\n"
 	       "\n"

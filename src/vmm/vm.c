@@ -235,7 +235,7 @@ static int vm_add_disks(struct vm *vm, const char **why)
 {
 	for (int i = 0; i < vm->cfg->nr_disks; i++) {
 		struct virtio_blk *blk = virtio_blk_create(vm->disks[i], vm->cfg->disks[i].serial,
-							   &vm->mem);
+							   &vm->mem, &vm->loop);
 		int err;
 
 		if (!blk) {
@@ -424,6 +424,7 @@ static int vm_prepare(struct vm *vm, const struct vm_config *cfg, struct mapped_
 			fprintf(stderr, "vireo: %s\n", err);
 			return -1;
 		}
+		disk_engine_start(vm->disks[i], cfg->disks[i].engine, DISK_ENGINE_DEPTH);
 	}
 	vm->serial_fd = open_serial_output(cfg);
 	if (cfg->serial == SERIAL_FILE && vm->serial_fd < 0)

@@ -1,0 +1,167 @@
+/* I/O engines: see engine.h. */
+#include "disk/engine.h"
+
+#include <errno.h>
+#include <liburing.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "disk/disk.h"
+
+struct disk_uring {
+	struct io_uring ring;
+	int event_fd;	    /* io_uring signals it on every completion */
+	unsigned int depth; /* ring entries: the most requests in flight */
+	unsigned int in_flight;
+};
+
+static ssize_t sync_io(struct disk *disk, const struct disk_io *io)
+{
+	switch (io->op) {
+	case DISK_IO_READ: return disk->ops->readv(disk, io->iov, io->nr_iov, io->offset);
+	case DISK_IO_WRITE: return disk->ops->writev(disk, io->iov, io->nr_iov, io->offset);
+	case DISK_IO_FLUSH: return disk->ops->flush(disk);
+	}
+	return -EINVAL;
+}
+
+static struct disk_uring *uring_create(unsigned int depth, int *err)
+{
+	struct disk_uring *u = calloc(1, sizeof(*u));
+
+	if (!u) {
+		*err = -ENOMEM;
+		return NULL;
+	}
+	u->depth = depth;
+	*err = io_uring_queue_init(depth, &u->ring, 0);
+	if (*err < 0) {
+		free(u);
+		return NULL;
+	}
+	u->event_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	*err = u->event_fd < 0 ? -errno : io_uring_register_eventfd(&u->ring, u->event_fd);
+	if (*err < 0) {
+		if (u->event_fd >= 0)
+			close(u->event_fd);
+		io_uring_queue_exit(&u->ring);
+		free(u);
+		return NULL;
+	}
+	return u;
+}
+
+void disk_engine_start(struct disk *disk, enum disk_engine_kind kind, unsigned int depth)
+{
+	int err = 0;
+
+	if (kind != DISK_ENGINE_IO_URING || !disk->passthrough)
+		return;
+	disk->uring = uring_create(depth, &err);
+	if (!disk->uring)
+		fprintf(stderr, "vireo: disk '%s': io_uring is not available here (%s); using the "
+				"sync engine\n", disk->path, strerror(-err));
+}
+
+void disk_engine_stop(struct disk *disk)
+{
+	struct disk_uring *u = disk->uring;
+
+	if (!u)
+		return;
+	disk_drain(disk);
+	close(u->event_fd);
+	io_uring_queue_exit(&u->ring);
+	free(u);
+	disk->uring = NULL;
+}
+
+static void uring_prepare(struct io_uring_sqe *sqe, struct disk *disk, struct disk_io *io)
+{
+	switch (io->op) {
+	case DISK_IO_READ:
+		io_uring_prep_readv(sqe, disk->fd, io->iov, (unsigned int)io->nr_iov, io->offset);
+		break;
+	case DISK_IO_WRITE:
+		io_uring_prep_writev(sqe, disk->fd, io->iov, (unsigned int)io->nr_iov, io->offset);
+		break;
+	case DISK_IO_FLUSH:
+		io_uring_prep_fsync(sqe, disk->fd, IORING_FSYNC_DATASYNC);
+		break;
+	}
+	io_uring_sqe_set_data(sqe, io);
+}
+
+void disk_submit(struct disk *disk, struct disk_io *io)
+{
+	struct disk_uring *u = disk->uring;
+	struct io_uring_sqe *sqe;
+
+	if (!u) {
+		io->done(io, sync_io(disk, io));
+		return;
+	}
+	/* The ring has as many entries as the queue has buffers, but be safe. */
+	while (!(sqe = io_uring_get_sqe(&u->ring))) {
+		io_uring_submit(&u->ring);
+		disk_reap(disk);
+	}
+	uring_prepare(sqe, disk, io);
+	u->in_flight++;
+	io_uring_submit(&u->ring);
+}
+
+int disk_completion_fd(const struct disk *disk)
+{
+	return disk->uring ? disk->uring->event_fd : -1;
+}
+
+/*
+ * A short read or write (rare: a signal, a file that shrank) is finished
+ * synchronously rather than resubmitted piecewise.
+ */
+static ssize_t finish_short(struct disk *disk, struct disk_io *io, ssize_t result)
+{
+	size_t want = 0;
+
+	if (result < 0 || io->op == DISK_IO_FLUSH)
+		return result;
+	for (int i = 0; i < io->nr_iov; i++)
+		want += io->iov[i].iov_len;
+	return (size_t)result == want ? result : sync_io(disk, io);
+}
+
+void disk_reap(struct disk *disk)
+{
+	struct disk_uring *u = disk->uring;
+	struct io_uring_cqe *cqe;
+	uint64_t count;
+
+	if (!u)
+		return;
+	if (read(u->event_fd, &count, sizeof(count)) < 0 && errno != EAGAIN)
+		return;
+	while (io_uring_peek_cqe(&u->ring, &cqe) == 0) {
+		struct disk_io *io = io_uring_cqe_get_data(cqe);
+		ssize_t result = cqe->res;
+
+		io_uring_cqe_seen(&u->ring, cqe);
+		u->in_flight--;
+		io->done(io, finish_short(disk, io, result));
+	}
+}
+
+void disk_drain(struct disk *disk)
+{
+	struct disk_uring *u = disk->uring;
+	struct io_uring_cqe *cqe;
+
+	while (u && u->in_flight > 0) {
+		if (io_uring_wait_cqe(&u->ring, &cqe) < 0)
+			return;
+		disk_reap(disk);
+	}
+}
