@@ -1,6 +1,6 @@
 /*
  * A disk image behind a virtio-blk device: the backend seam. Formats (raw,
- * later qcow2) implement struct disk_ops; the device never sees which.
+ * qcow2) implement struct disk_ops; the device never sees which.
  * Offsets and lengths are in bytes and already checked against the size.
  */
 #ifndef VIREO_DISK_DISK_H
@@ -23,6 +23,7 @@ enum disk_cache {
 enum disk_format {
 	DISK_FORMAT_AUTO,
 	DISK_FORMAT_RAW,
+	DISK_FORMAT_QCOW2,
 };
 
 struct disk_config {
@@ -32,6 +33,7 @@ struct disk_config {
 	enum disk_format format;
 	const char *serial; /* NULL: none */
 	enum disk_engine_kind engine;
+	uint64_t cache_size; /* qcow2 metadata cache in bytes; 0: QCOW2_DEFAULT_CACHE_SIZE */
 };
 
 struct disk;

@@ -1,6 +1,7 @@
 /*
  * Raw images: guest offset = file offset. Opening (shared by every format)
- * takes an OFD lock so that two VMs cannot write one image at once.
+ * takes an OFD lock so that two VMs cannot write one image at once, then
+ * hands qcow2 images (stated, or found by their magic) to qcow2_open().
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -14,6 +15,7 @@
 #include <unistd.h>
 
 #include "disk/disk.h"
+#include "disk/qcow2.h"
 
 static ssize_t raw_io(struct disk *disk, const struct iovec *iov, int n, uint64_t offset,
 		      bool write)
@@ -145,6 +147,21 @@ static int lock_image(int fd, bool readonly)
 	return fcntl(fd, F_OFD_SETLK, &lock) < 0 ? -errno : 0;
 }
 
+/* Does the image start with the qcow2 magic? (an aligned buffer: fd may be O_DIRECT) */
+static bool is_qcow2(int fd)
+{
+	void *buf;
+	ssize_t got;
+	bool yes;
+
+	if (posix_memalign(&buf, 4096, 4096))
+		return false;
+	got = pread(fd, buf, 4096, 0);
+	yes = got > 0 && qcow2_probe(buf, (size_t)got);
+	free(buf);
+	return yes;
+}
+
 struct disk *disk_open(const struct disk_config *cfg, char *err, size_t err_len)
 {
 	int flags = (cfg->readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC;
@@ -158,6 +175,9 @@ struct disk *disk_open(const struct disk_config *cfg, char *err, size_t err_len)
 	if (fd < 0 && errno == EINVAL && cfg->cache == DISK_CACHE_NONE)
 		return open_failed(-1, err, err_len,
 				   "disk '%s': its filesystem does not support cache=none (O_DIRECT)",
+				   cfg->path);
+	if (fd < 0 && errno == EISDIR)
+		return open_failed(-1, err, err_len, "disk '%s': not a file or block device",
 				   cfg->path);
 	if (fd < 0)
 		return open_failed(-1, err, err_len, "disk '%s': %s", cfg->path, strerror(errno));
@@ -174,6 +194,15 @@ struct disk *disk_open(const struct disk_config *cfg, char *err, size_t err_len)
 		off_t end = lseek(fd, 0, SEEK_END);
 
 		st.st_size = end < 0 ? 0 : end;
+	}
+	if (cfg->format != DISK_FORMAT_RAW) { /* a stated format is never guessed */
+		bool qcow2 = is_qcow2(fd);
+
+		if (cfg->format == DISK_FORMAT_QCOW2 && !qcow2)
+			return open_failed(fd, err, err_len, "disk '%s': not a qcow2 image",
+					   cfg->path);
+		if (qcow2)
+			return qcow2_open(fd, cfg, err, err_len);
 	}
 	if (st.st_size % DISK_SECTOR_SIZE)
 		return open_failed(fd, err, err_len,

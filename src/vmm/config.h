@@ -5,9 +5,11 @@
 #ifndef VIREO_VMM_CONFIG_H
 #define VIREO_VMM_CONFIG_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "disk/disk.h"
+#include "net/net.h"
 
 #define CONFIG_DEFAULT_NAME "vireo"
 #define CONFIG_DEFAULT_CPUS 1
@@ -16,11 +18,17 @@
 #define CONFIG_MAX_MEMORY (1ULL << 40)
 #define CONFIG_MAX_CPUS 255 /* xAPIC ids in the MADT are 8 bits; 0xff is broadcast */
 #define CONFIG_MAX_DISKS 16 /* also bounded by the board's virtio slots */
+#define CONFIG_MAX_NICS 8
 
 enum serial_mode {
 	SERIAL_STDIO,
 	SERIAL_FILE,
 	SERIAL_OFF,
+};
+
+enum console_mode {
+	CONSOLE_SERIAL, /* the user's terminal (stdin, stdout) is the serial port, ttyS0 */
+	CONSOLE_VIRTIO, /* it is virtio-console, hvc0; the serial port only prints */
 };
 
 enum reboot_action {
@@ -38,8 +46,13 @@ struct vm_config {
 	enum serial_mode serial;
 	const char *serial_path; /* SERIAL_FILE only */
 	enum reboot_action reboot;
+	enum console_mode console;
+	bool rng;	   /* add virtio-rng */
+	uint64_t rng_rate; /* its limit on host entropy, bytes per second */
 	struct disk_config disks[CONFIG_MAX_DISKS];
 	int nr_disks;
+	struct net_config nics[CONFIG_MAX_NICS]; /* --net, in order: eth0 first */
+	int nr_nics;
 };
 
 void config_init(struct vm_config *cfg);

@@ -12,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "virtio/rng.h"
+
 void config_init(struct vm_config *cfg)
 {
 	memset(cfg, 0, sizeof(*cfg));
@@ -21,6 +23,9 @@ void config_init(struct vm_config *cfg)
 	cfg->memory = CONFIG_DEFAULT_MEMORY;
 	cfg->serial = SERIAL_STDIO;
 	cfg->reboot = REBOOT_EXIT;
+	cfg->console = CONSOLE_SERIAL;
+	cfg->rng = true;
+	cfg->rng_rate = VIRTIO_RNG_DEFAULT_RATE;
 }
 
 static int fail(char *err, size_t err_len, const char *fmt, ...)
@@ -112,6 +117,17 @@ static int parse_reboot(const char *arg, struct vm_config *cfg, char *err, size_
 	return 0;
 }
 
+static int parse_console(const char *arg, struct vm_config *cfg, char *err, size_t err_len)
+{
+	if (strcmp(arg, "serial") == 0)
+		cfg->console = CONSOLE_SERIAL;
+	else if (strcmp(arg, "virtio") == 0)
+		cfg->console = CONSOLE_VIRTIO;
+	else
+		return fail(err, err_len, "--console '%s' is not one of serial, virtio", arg);
+	return 0;
+}
+
 /* Splits "a=1,b=2" in place; returns the next key=value or NULL at the end. */
 static char *next_pair(char **cursor, char **value)
 {
@@ -168,16 +184,53 @@ static int parse_disk_pair(struct disk_config *disk, const char *key, const char
 		return fail(err, err_len, "--disk engine=%s: use io_uring or sync", value);
 	} else if (strcmp(key, "format") == 0 && strcmp(value, "raw") == 0) {
 		disk->format = DISK_FORMAT_RAW;
+	} else if (strcmp(key, "format") == 0 && strcmp(value, "qcow2") == 0) {
+		disk->format = DISK_FORMAT_QCOW2;
 	} else if (strcmp(key, "format") == 0) {
-		return fail(err, err_len, "--disk format=%s: this build reads raw images", value);
+		return fail(err, err_len, "--disk format=%s: use raw or qcow2", value);
+	} else if (strcmp(key, "cache-size") == 0) {
+		if (options_parse_size(value, &disk->cache_size) < 0 ||
+		    disk->cache_size < (64u << 10) || disk->cache_size > (1u << 30))
+			return fail(err, err_len, "--disk cache-size=%s: give a size from 64K to 1G "
+				    "(qcow2 metadata cache)", value);
 	} else {
 		return fail(err, err_len, "--disk: unknown key '%s' (path, readonly, serial, cache, "
-			    "engine, format)", key);
+			    "engine, format, cache-size)", key);
 	}
 	return 0;
 }
 
-/* --disk path=FILE[,readonly=on][,serial=ID][,cache=writeback|none][,engine=...][,format=raw] */
+/* --rng on|off|rate=SIZE, or on,rate=SIZE: SIZE is bytes of host entropy per second. */
+static int parse_rng(char *arg, struct vm_config *cfg, char *err, size_t err_len)
+{
+	char *cursor = arg, *key, *value;
+
+	if (*arg == '\0')
+		return fail(err, err_len, "--rng needs on, off or rate=SIZE");
+	while ((key = next_pair(&cursor, &value)) != NULL) {
+		if (!value && strcmp(key, "on") == 0) {
+			cfg->rng = true;
+		} else if (!value && strcmp(key, "off") == 0) {
+			cfg->rng = false;
+		} else if (strcmp(key, "rate") == 0) {
+			if (!value || options_parse_size(value, &cfg->rng_rate) < 0 ||
+			    cfg->rng_rate < VIRTIO_RNG_MIN_RATE)
+				return fail(err, err_len, "--rng rate=%s is not a size per second "
+					    "(try 64K or 1M)", value ? value : "");
+			if (cfg->rng_rate > VIRTIO_RNG_MAX_RATE)
+				return fail(err, err_len, "--rng rate=%s is more than %llu MiB per second",
+					    value, VIRTIO_RNG_MAX_RATE >> 20);
+		} else {
+			return fail(err, err_len, "--rng: '%s' is not one of on, off, rate=SIZE", key);
+		}
+	}
+	return 0;
+}
+
+/*
+ * --disk path=FILE[,readonly=on][,serial=ID][,cache=writeback|none][,engine=...]
+ *        [,format=raw|qcow2][,cache-size=SIZE]
+ */
 static int parse_disk(char *arg, struct vm_config *cfg, char *err, size_t err_len)
 {
 	struct disk_config *disk;
@@ -203,6 +256,18 @@ static int parse_disk(char *arg, struct vm_config *cfg, char *err, size_t err_le
 	return 0;
 }
 
+/* --net tap=NAME|bridge=NAME|user[,mac=MAC][,mtu=N][,vhost=on][,hostfwd=...]: see net/net.h. */
+static int parse_net(char *arg, struct vm_config *cfg, char *err, size_t err_len)
+{
+	if (cfg->nr_nics == CONFIG_MAX_NICS)
+		return fail(err, err_len, "too many --net options: a VM has at most %d NICs",
+			    CONFIG_MAX_NICS);
+	if (net_parse_spec(arg, &cfg->nics[cfg->nr_nics], err, err_len) < 0)
+		return -EINVAL;
+	cfg->nr_nics++;
+	return 0;
+}
+
 enum {
 	OPT_KERNEL = 'k',
 	OPT_INITRAMFS = 'i',
@@ -214,6 +279,9 @@ enum {
 	OPT_REBOOT,
 	OPT_NAME,
 	OPT_DISK,
+	OPT_CONSOLE,
+	OPT_RNG,
+	OPT_NET,
 };
 
 static const struct option run_options[] = {
@@ -227,6 +295,9 @@ static const struct option run_options[] = {
 	{ "reboot", required_argument, NULL, OPT_REBOOT },
 	{ "name", required_argument, NULL, OPT_NAME },
 	{ "disk", required_argument, NULL, OPT_DISK },
+	{ "console", required_argument, NULL, OPT_CONSOLE },
+	{ "rng", required_argument, NULL, OPT_RNG },
+	{ "net", required_argument, NULL, OPT_NET },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ NULL, 0, NULL, 0 },
 };
@@ -248,6 +319,9 @@ static int parse_run_option(int opt, char *arg, struct vm_config *cfg, char *err
 	case OPT_SERIAL: return parse_serial(arg, cfg, err, err_len);
 	case OPT_REBOOT: return parse_reboot(arg, cfg, err, err_len);
 	case OPT_DISK: return parse_disk(arg, cfg, err, err_len);
+	case OPT_CONSOLE: return parse_console(arg, cfg, err, err_len);
+	case OPT_RNG: return parse_rng(arg, cfg, err, err_len);
+	case OPT_NET: return parse_net(arg, cfg, err, err_len);
 	default: return fail(err, err_len, "unknown option (see 'vireo --help')");
 	}
 }
@@ -327,11 +401,32 @@ void options_print_help(void)
 	       "      --name NAME         the VM's name (default '%s')\n"
 	       "      --disk SPEC         a virtio-blk disk, /dev/vda first; repeat for more (up to %d):\n"
 	       "                          path=FILE[,readonly=on][,serial=ID][,cache=writeback|none]\n"
-	       "                          [,engine=io_uring|sync][,format=raw]   (a bare FILE works too)\n"
+	       "                          [,engine=io_uring|sync][,format=raw|qcow2]\n"
+	       "                          [,cache-size=SIZE]   qcow2 metadata cache (default 4M)\n"
+	       "                          (a bare FILE works too; the format is read from its header\n"
+	       "                          unless stated)\n"
+	       "      --console DEVICE    what the terminal (stdin, stdout) is to the guest: serial\n"
+	       "                          (default, ttyS0) or virtio (virtio-console, hvc0); with\n"
+	       "                          virtio, pass --cmdline 'console=ttyS0 console=hvc0 ...': the\n"
+	       "                          serial port still prints boot messages, where --serial says\n"
+	       "      --rng SPEC          virtio-rng, the guest's /dev/hwrng, fed from getrandom(2):\n"
+	       "                          on (default), off; rate=SIZE caps the host entropy it serves\n"
+	       "                          per second (default 1M, at most 1G; SIZE as for --memory)\n"
+	       "      --net SPEC          a virtio-net NIC, eth0 first; repeat for more (up to %d):\n"
+	       "                          tap=NAME     an existing TAP (never created nor deleted)\n"
+	       "                          bridge=NAME  a new TAP on that bridge, gone at exit (root)\n"
+	       "                          user         NAT, DHCP, DNS in the process (libslirp, no\n"
+	       "                                       root); guest 10.0.2.15, host 10.0.2.2\n"
+	       "                          then any of ,mac=52:54:00:12:34:56 (default: derived from\n"
+	       "                          --name and the NIC's position) ,mtu=N (default: the\n"
+	       "                          interface's, 1500 for user) ,vhost=on (TAPs: the kernel\n"
+	       "                          moves the frames) ,hostfwd=tcp:127.0.0.1:2222-:22 (user;\n"
+	       "                          [tcp|udp]:[HOSTADDR]:HOSTPORT-[GUESTADDR]:GUESTPORT)\n"
 	       "\n"
 	       "On a terminal the console is raw: Ctrl-A x quits, Ctrl-A h lists the keys.\n"
 	       "\n"
 	       "Exit status: 0 the guest powered off; 1 error; 2 the guest rebooted;\n"
 	       "             3 stopped by the user (Ctrl-A x) or a signal.\n",
-	       CONFIG_MAX_CPUS, CONFIG_DEFAULT_CPUS, CONFIG_DEFAULT_NAME, CONFIG_MAX_DISKS);
+	       CONFIG_MAX_CPUS, CONFIG_DEFAULT_CPUS, CONFIG_DEFAULT_NAME, CONFIG_MAX_DISKS,
+	       CONFIG_MAX_NICS);
 }

@@ -28,6 +28,9 @@
 #include "kvm/vcpu.h"
 #include "disk/disk.h"
 #include "virtio/blk.h"
+#include "virtio/net.h"
+#include "virtio/console.h"
+#include "virtio/rng.h"
 #include "vmm/console.h"
 #include "vmm/event_loop.h"
 #include "vmm/guest_mem.h"
@@ -62,6 +65,11 @@ struct vm {
 	struct disk *disks[CONFIG_MAX_DISKS];	     /* opened once, kept across restarts */
 	struct virtio_blk *blks[CONFIG_MAX_DISKS]; /* one per disk, per boot */
 	int nr_blks;
+	struct virtio_rng *rng;		/* per boot, NULL with --rng off */
+	struct virtio_console *vcon;	/* per boot, NULL without --console virtio */
+	struct net_backend *nets[CONFIG_MAX_NICS]; /* opened once, kept across restarts */
+	struct virtio_net *nics[CONFIG_MAX_NICS];  /* one per backend, per boot */
+	int nr_nics;
 	struct vm_vcpu *vcpus;
 	unsigned int nr_vcpus;	 /* created */
 	unsigned int nr_started; /* with a running thread */
@@ -231,6 +239,48 @@ static int vm_load_guest(struct vm *vm, const char **why)
 	return err;
 }
 
+/* The transport stops or resumes reading a queue's kicks (vhost-net takes them meanwhile). */
+static int vm_watch_kicks(void *opaque, unsigned int q, bool on)
+{
+	return virtio_mmio_watch_queue(opaque, q, on);
+}
+
+static int vm_add_nics(struct vm *vm, const char **why)
+{
+	for (int i = 0; i < vm->cfg->nr_nics; i++) {
+		const struct net_config *nc = &vm->cfg->nics[i];
+		struct board_virtio_slot *slot;
+		struct virtio_net_kicks kicks;
+		struct virtio_net *net;
+		uint8_t mac[6];
+		char name[16];
+		int err;
+
+		if (nc->mac_set)
+			memcpy(mac, nc->mac, sizeof(mac));
+		else
+			net_default_mac(vm->cfg->name, i, mac);
+		snprintf(name, sizeof(name), "net%d", i);
+		net = virtio_net_create(vm->nets[i], mac, nc->vhost, name, &vm->mem, &vm->loop);
+		if (!net) {
+			*why = "cannot create a virtio-net device";
+			return -ENOMEM;
+		}
+		vm->nics[vm->nr_nics++] = net;
+		err = board_add_virtio(&vm->board, virtio_net_device(net), &vm->loop, why);
+		if (err)
+			return err;
+		slot = &vm->board.virtio[vm->board.nr_virtio - 1];
+		kicks = (struct virtio_net_kicks){
+			.kick_fds = { slot->notify_fds[0], slot->notify_fds[1] },
+			.watch = vm_watch_kicks,
+			.opaque = &slot->transport,
+		};
+		virtio_net_set_kicks(net, &kicks);
+	}
+	return 0;
+}
+
 static int vm_add_disks(struct vm *vm, const char **why)
 {
 	for (int i = 0; i < vm->cfg->nr_disks; i++) {
@@ -248,6 +298,31 @@ static int vm_add_disks(struct vm *vm, const char **why)
 			return err;
 	}
 	return 0;
+}
+
+/* virtio-rng and virtio-console, when the configuration asks for them. */
+static int vm_add_rng_console(struct vm *vm, const char **why)
+{
+	int err;
+
+	if (vm->cfg->rng) {
+		vm->rng = virtio_rng_create(&vm->mem, &vm->loop, vm->cfg->rng_rate);
+		if (!vm->rng) {
+			*why = "cannot create the virtio-rng device";
+			return -errno;
+		}
+		err = board_add_virtio(&vm->board, virtio_rng_device(vm->rng), &vm->loop, why);
+		if (err)
+			return err;
+	}
+	if (vm->cfg->console != CONSOLE_VIRTIO)
+		return 0;
+	vm->vcon = virtio_console_create(&vm->mem, STDOUT_FILENO);
+	if (!vm->vcon) {
+		*why = "cannot create the virtio-console device";
+		return -errno;
+	}
+	return board_add_virtio(&vm->board, virtio_console_device(vm->vcon), &vm->loop, why);
 }
 
 static int vm_build(struct vm *vm, const char **why)
@@ -279,6 +354,10 @@ static int vm_build(struct vm *vm, const char **why)
 	err = board_create(&vm->board, &board, why);
 	if (!err)
 		err = vm_add_disks(vm, why);
+	if (!err)
+		err = vm_add_nics(vm, why);
+	if (!err)
+		err = vm_add_rng_console(vm, why);
 	if (err)
 		return err;
 	err = board_write_acpi(&vm->board, &vm->mem, vm->cfg->nr_cpus);
@@ -318,6 +397,7 @@ static void vm_stop_vcpus(struct vm *vm)
 
 static int vm_watch(struct vm *vm)
 {
+	struct console_input input;
 	int err;
 
 	vm->stop_handler = (struct event_handler){ vm_on_stop, vm };
@@ -325,10 +405,16 @@ static int vm_watch(struct vm *vm)
 	err = event_loop_add(&vm->loop, vm->stop_fd, EPOLLIN, &vm->stop_handler);
 	if (!err)
 		err = event_loop_add(&vm->loop, vm->signal_fd, EPOLLIN, &vm->signal_handler);
-	if (err || vm->cfg->serial != SERIAL_STDIO)
+	if (err)
 		return err;
-	err = console_start(&vm->console, &vm->loop, STDIN_FILENO, vm->serial_fd,
-			    vm->board.serial, vm_console_quit, vm);
+	if (vm->vcon)
+		input = console_input_virtio(vm->vcon);
+	else if (vm->cfg->serial == SERIAL_STDIO)
+		input = console_input_serial(vm->board.serial);
+	else
+		return 0;
+	err = console_start(&vm->console, &vm->loop, STDIN_FILENO, STDOUT_FILENO, &input,
+			    vm_console_quit, vm);
 	/* stdin that epoll cannot watch (a regular file, /dev/null) is no input. */
 	return err == -EPERM ? 0 : err;
 }
@@ -345,6 +431,15 @@ static void vm_destroy(struct vm *vm)
 	for (int i = 0; i < vm->nr_blks; i++)
 		virtio_blk_destroy(vm->blks[i]);
 	vm->nr_blks = 0;
+	for (int i = 0; i < vm->nr_nics; i++)
+		virtio_net_destroy(vm->nics[i]);
+	vm->nr_nics = 0;
+	if (vm->rng)
+		virtio_rng_destroy(vm->rng);
+	if (vm->vcon)
+		virtio_console_destroy(vm->vcon);
+	vm->rng = NULL;
+	vm->vcon = NULL;
 	guest_mem_destroy(&vm->mem);
 	kvm_close(&vm->kvm);
 	event_loop_destroy(&vm->loop);
@@ -440,6 +535,16 @@ static int vm_prepare(struct vm *vm, const struct vm_config *cfg, struct mapped_
 		perror("vireo: signalfd");
 		return -1;
 	}
+	/* After the signals are blocked: a backend's thread (user networking) inherits that. */
+	for (int i = 0; i < cfg->nr_nics; i++) {
+		char err[512];
+
+		vm->nets[i] = net_open(&cfg->nics[i], err, sizeof(err));
+		if (!vm->nets[i]) {
+			fprintf(stderr, "vireo: %s\n", err);
+			return -1;
+		}
+	}
 	return 0;
 }
 
@@ -450,7 +555,7 @@ enum vm_exit vm_run(const struct vm_config *cfg)
 	enum vm_exit result = VM_EXIT_ERROR;
 
 	if (vm_prepare(&vm, cfg, &kernel, &initramfs) == 0) {
-		if (cfg->serial == SERIAL_STDIO)
+		if (cfg->serial == SERIAL_STDIO || cfg->console == CONSOLE_VIRTIO)
 			terminal_enter_raw(STDIN_FILENO);
 		do {
 			result = vm_run_once(&vm);
@@ -462,6 +567,8 @@ enum vm_exit vm_run(const struct vm_config *cfg)
 		close(vm.serial_fd);
 	for (int i = 0; i < cfg->nr_disks; i++)
 		disk_close(vm.disks[i]);
+	for (int i = 0; i < cfg->nr_nics; i++)
+		net_close(vm.nets[i]);
 	unmap_file(&kernel);
 	unmap_file(&initramfs);
 	return result;

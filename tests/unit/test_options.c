@@ -136,6 +136,46 @@ static void test_options_serial_modes(void **state)
 	assert_rejected(&p, "tcp:1234");
 }
 
+/* --rng edits its argument in place, as --disk does: give it writable strings. */
+static void test_options_console_and_rng(void **state)
+{
+	char rate[] = "rate=64K", off_rate[] = "off,rate=2M", on[] = "on";
+	char huge[] = "rate=2G", zero[] = "rate=0", bare[] = "rate", junk[] = "fast";
+	struct parsed p = PARSE("run", "-k", "k");
+
+	assert_int_equal(p.cfg.console, CONSOLE_SERIAL);
+	assert_true(p.cfg.rng);
+	assert_int_equal(p.cfg.rng_rate, 1 * MiB);
+
+	p = PARSE("run", "-k", "k", "--console", "virtio", "--rng", rate);
+	assert_int_equal(p.rc, 0);
+	assert_int_equal(p.cfg.console, CONSOLE_VIRTIO);
+	assert_true(p.cfg.rng);
+	assert_int_equal(p.cfg.rng_rate, 64 << 10);
+	p = PARSE("run", "-k", "k", "--console=serial", "--rng", off_rate);
+	assert_int_equal(p.rc, 0);
+	assert_int_equal(p.cfg.console, CONSOLE_SERIAL);
+	assert_false(p.cfg.rng);
+	assert_int_equal(p.cfg.rng_rate, 2 * MiB);
+	p = PARSE("run", "-k", "k", "--rng", "off", "--rng", on);
+	assert_int_equal(p.rc, 0);
+	assert_true(p.cfg.rng);
+
+	p = PARSE("run", "-k", "k", "--console", "hvc0");
+	assert_rejected(&p, "--console");
+	assert_rejected(&p, "hvc0");
+	p = PARSE("run", "-k", "k", "--rng", huge);
+	assert_rejected(&p, "--rng rate=2G");
+	p = PARSE("run", "-k", "k", "--rng", zero);
+	assert_rejected(&p, "--rng rate=0");
+	p = PARSE("run", "-k", "k", "--rng", bare);
+	assert_rejected(&p, "--rng");
+	p = PARSE("run", "-k", "k", "--rng", junk);
+	assert_rejected(&p, "fast");
+	p = PARSE("run", "-k", "k", "--rng", "");
+	assert_rejected(&p, "--rng");
+}
+
 static void test_options_rejects_bad_reboot_and_empty_name(void **state)
 {
 	struct parsed p = PARSE("run", "-k", "k", "--reboot", "poweroff");
@@ -343,6 +383,7 @@ static void test_options_help_lists_every_run_option(void **state)
 {
 	static const char *const options[] = { "--kernel", "--initramfs", "--cmdline", "--cpus",
 					       "--memory", "--serial", "--reboot", "--name",
+					       "--console", "--rng",
 					       "-k,", "-i,", "-c,", "-p,", "-m," };
 	FILE *capture = tmpfile();
 	char text[8192];
@@ -419,6 +460,7 @@ int main(void)
 		cmocka_unit_test(test_options_run_accepts_every_long_option),
 		cmocka_unit_test(test_options_run_accepts_short_options_and_equals_form),
 		cmocka_unit_test(test_options_serial_modes),
+		cmocka_unit_test(test_options_console_and_rng),
 		cmocka_unit_test(test_options_rejects_bad_reboot_and_empty_name),
 		cmocka_unit_test(test_options_parse_size_units),
 		cmocka_unit_test(test_options_parse_size_rejects_garbage),

@@ -1,0 +1,47 @@
+/*
+ * virtio-console (virtio 1.2 §5.3), one port and no multiport: the guest's
+ * hvc0. Queue 0 (receiveq) carries the user's input to the guest, queue 1
+ * (transmitq) the guest's output to out_fd. No features, no config space.
+ *
+ * Output is written out whole: a full out_fd (a stalled terminal, a pipe
+ * nobody reads) blocks the I/O thread until it drains, so nothing the guest
+ * prints is lost. A write error (the reader went away) drops the bytes.
+ *
+ * Input follows the serial port's contract (devices/serial.h), fed by the
+ * I/O thread through vmm/console.c:
+ *
+ *	n = virtio_console_receive(vcon, buf, len);
+ *	if (n < len) {
+ *		// The guest has no receive buffer posted (or its driver is not
+ *		// running): keep buf[n..len), wait for virtio_console_room_fd()
+ *		// to be readable, read its counter, offer the rest again.
+ *	}
+ *
+ * The room fd is an eventfd, signalled after a short receive once the
+ * driver posts receive buffers (kicks queue 0) or starts the device.
+ */
+#ifndef VIREO_VIRTIO_CONSOLE_H
+#define VIREO_VIRTIO_CONSOLE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "virtio/device.h"
+
+/* out_fd (-1 discards output) stays the caller's. NULL with errno set on failure. */
+struct virtio_console *virtio_console_create(const struct guest_mem *mem, int out_fd);
+struct virtio_device *virtio_console_device(struct virtio_console *vcon);
+
+/*
+ * Copies input into the guest's posted receive buffers and returns how
+ * many bytes were taken (I/O thread; takes vdev->lock).
+ */
+size_t virtio_console_receive(struct virtio_console *vcon, const uint8_t *buf, size_t len);
+
+/* The eventfd signalled when the guest posts receive buffers after a short receive. */
+int virtio_console_room_fd(const struct virtio_console *vcon);
+
+/* Frees the device and its eventfd; does not close out_fd. */
+void virtio_console_destroy(struct virtio_console *vcon);
+
+#endif

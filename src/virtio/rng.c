@@ -1,0 +1,210 @@
+/*
+ * virtio-rng (virtio 1.2 §5.4): one queue of device-writable buffers that
+ * the device fills from getrandom(2). The rate limit is described in rng.h.
+ *
+ * The bucket counts credit in byte-nanoseconds (elapsed ns x bytes per
+ * second), so refills at any frequency add up exactly with no rounding
+ * lost; a byte costs NSEC_PER_SEC of credit. Everything here runs on the
+ * I/O thread under vdev->lock: queue_notify, and the timer's wake-up
+ * through virtio_notify().
+ */
+#include "virtio/rng.h"
+
+#include <errno.h>
+#include <linux/virtio_ids.h>
+#include <stdlib.h>
+#include <sys/epoll.h>
+#include <sys/random.h>
+#include <sys/timerfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "vmm/event_loop.h"
+
+#define RNG_QUEUE_SIZE 64
+#define NSEC_PER_SEC 1000000000ULL
+#define RNG_WAKEUPS_PER_SEC 10 /* while throttled, the timer fires at most this often */
+
+struct virtio_rng {
+	struct virtio_device vdev;
+	struct event_loop *loop;
+	uint64_t rate;	      /* bytes per second */
+	uint64_t credit;      /* byte-nanoseconds, at most rate * NSEC_PER_SEC (one second) */
+	uint64_t refilled_ns; /* CLOCK_MONOTONIC time of the last refill */
+	int timer_fd;	      /* wakes a throttled device */
+	struct event_handler timer_handler;
+	struct virtq_req req; /* the request being served */
+	struct iovec iov[VIRTQ_MAX_SIZE]; /* its buffers */
+};
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * NSEC_PER_SEC + (uint64_t)ts.tv_nsec;
+}
+
+/* Cannot overflow: elapsed < NSEC_PER_SEC and rate <= VIRTIO_RNG_MAX_RATE. */
+static void rng_refill(struct virtio_rng *rng)
+{
+	uint64_t now = now_ns(), elapsed = now - rng->refilled_ns;
+	uint64_t full = rng->rate * NSEC_PER_SEC;
+
+	rng->refilled_ns = now;
+	if (elapsed >= NSEC_PER_SEC || elapsed * rng->rate >= full - rng->credit)
+		rng->credit = full;
+	else
+		rng->credit += elapsed * rng->rate;
+}
+
+/* Sleeps until the bucket holds 1/RNG_WAKEUPS_PER_SEC of a second's worth (at least a byte). */
+static void rng_arm_timer(struct virtio_rng *rng)
+{
+	uint64_t target = rng->rate / RNG_WAKEUPS_PER_SEC;
+	uint64_t need, delay;
+	struct itimerspec when = { 0 };
+
+	target = (target ? target : 1) * NSEC_PER_SEC;
+	need = target > rng->credit ? target - rng->credit : 1;
+	delay = (need + rng->rate - 1) / rng->rate; /* ns, at least 1: 0 would disarm */
+	when.it_value.tv_sec = (time_t)(delay / NSEC_PER_SEC);
+	when.it_value.tv_nsec = (long)(delay % NSEC_PER_SEC);
+	timerfd_settime(rng->timer_fd, 0, &when, NULL);
+}
+
+static void rng_on_timer(void *opaque, uint32_t events)
+{
+	struct virtio_rng *rng = opaque;
+	uint64_t expirations;
+
+	(void)events;
+	if (read(rng->timer_fd, &expirations, sizeof(expirations)) < 0)
+		return; /* EAGAIN: re-armed meanwhile, it fires again */
+	virtio_notify(&rng->vdev, 0);
+}
+
+/* Up to len random bytes; fewer when the host pool is not ready yet (EAGAIN). */
+static size_t rng_getrandom(uint8_t *buf, size_t len)
+{
+	size_t got = 0;
+
+	while (got < len) {
+		ssize_t n = getrandom(buf + got, len - got, GRND_NONBLOCK);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+	}
+	return got;
+}
+
+/* Fills rng->req's writable buffers as far as the bucket and the cap allow; returns the bytes. */
+static uint32_t rng_fill(struct virtio_rng *rng)
+{
+	struct virtq_req *req = &rng->req;
+	uint64_t want = req->writable_len, done = 0;
+
+	if (want > VIRTIO_RNG_MAX_REQUEST)
+		want = VIRTIO_RNG_MAX_REQUEST;
+	if (want > rng->credit / NSEC_PER_SEC)
+		want = rng->credit / NSEC_PER_SEC;
+	for (unsigned int i = 0; i < req->nr_writable && done < want; i++) {
+		size_t len = req->writable[i].iov_len;
+		size_t got;
+
+		if (len > want - done)
+			len = (size_t)(want - done);
+		got = rng_getrandom(req->writable[i].iov_base, len);
+		done += got;
+		if (got < len) {
+			rng->credit = 0; /* the host has no entropy yet: pause like a throttle */
+			return (uint32_t)done;
+		}
+	}
+	rng->credit -= done * NSEC_PER_SEC;
+	return (uint32_t)done;
+}
+
+static void rng_queue_notify(struct virtio_device *vdev, unsigned int q)
+{
+	struct virtio_rng *rng = vdev->priv;
+	struct virtq *vq = &vdev->queues[q];
+	int rc;
+
+	rng_refill(rng);
+	do {
+		virtq_disable_notify(vq);
+		while (rng->credit >= NSEC_PER_SEC && (rc = virtq_pop(vq, &rng->req)) != 0) {
+			if (rc == -EINVAL)
+				return; /* the ring is broken: the transport resets the device */
+			if (rc == 1)
+				virtq_push(vq, rng->req.head, rng_fill(rng));
+		}
+		virtio_queue_interrupt(vdev, q);
+		if (rng->credit < NSEC_PER_SEC) {
+			/* Out of credit: requests wait in the ring, unkicked, for the timer. */
+			rng_arm_timer(rng);
+			return;
+		}
+	} while (virtq_enable_notify(vq));
+}
+
+static const struct virtio_device_ops rng_ops = {
+	.name = "virtio-rng",
+	.device_id = VIRTIO_ID_RNG,
+	.nr_queues = 1,
+	.queue_size = RNG_QUEUE_SIZE,
+	.config_size = 0, /* §5.4.4: none */
+	.queue_notify = rng_queue_notify,
+};
+
+struct virtio_rng *virtio_rng_create(const struct guest_mem *mem, struct event_loop *loop,
+				     uint64_t bytes_per_sec)
+{
+	struct virtio_rng *rng;
+	int err;
+
+	if (bytes_per_sec < VIRTIO_RNG_MIN_RATE || bytes_per_sec > VIRTIO_RNG_MAX_RATE) {
+		errno = EINVAL;
+		return NULL;
+	}
+	rng = calloc(1, sizeof(*rng));
+	if (!rng)
+		return NULL;
+	rng->loop = loop;
+	rng->rate = bytes_per_sec;
+	rng->credit = bytes_per_sec * NSEC_PER_SEC;
+	rng->refilled_ns = now_ns();
+	rng->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	if (rng->timer_fd < 0) {
+		free(rng);
+		return NULL;
+	}
+	rng->timer_handler = (struct event_handler){ rng_on_timer, rng };
+	err = event_loop_add(loop, rng->timer_fd, EPOLLIN, &rng->timer_handler);
+	if (err) {
+		close(rng->timer_fd);
+		free(rng);
+		errno = -err;
+		return NULL;
+	}
+	virtq_req_init(&rng->req, rng->iov, VIRTQ_MAX_SIZE);
+	virtio_device_init(&rng->vdev, &rng_ops, rng, mem, 0);
+	return rng;
+}
+
+struct virtio_device *virtio_rng_device(struct virtio_rng *rng)
+{
+	return &rng->vdev;
+}
+
+void virtio_rng_destroy(struct virtio_rng *rng)
+{
+	event_loop_remove(rng->loop, rng->timer_fd);
+	close(rng->timer_fd);
+	virtio_device_destroy(&rng->vdev);
+	free(rng);
+}

@@ -1,0 +1,350 @@
+/*
+ * virtio-console driven through virtio-mmio the way Linux's virtio_console
+ * driver drives one port: receive buffers posted on queue 0, output chains
+ * on queue 1. Output goes to a pipe; input comes through
+ * virtio_console_receive() and through the host console (vmm/console.c).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <linux/virtio_config.h>
+#include <linux/virtio_ids.h>
+#include <linux/virtio_mmio.h>
+
+#include "virtio/console.h"
+#include "virtio_harness.h"
+#include "vmm/console.h"
+#include "vmm/event_loop.h"
+
+#define RX 0
+#define TX 1
+
+struct fixture {
+	struct harness h;
+	struct virtio_console *vcon;
+	int out[2]; /* out[0]: what the host terminal would read */
+};
+
+/* The device, attached, not yet started by the driver. */
+static int setup_device(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+
+	assert_non_null(f);
+	assert_int_equal(pipe2(f->out, O_CLOEXEC), 0);
+	harness_init(&f->h, 0);
+	f->vcon = virtio_console_create(&f->h.mem, f->out[1]);
+	assert_non_null(f->vcon);
+	harness_attach(&f->h, virtio_console_device(f->vcon));
+	*state = f;
+	return 0;
+}
+
+static int setup(void **state)
+{
+	struct fixture *f;
+
+	setup_device(state);
+	f = *state;
+	assert_int_equal(harness_start(&f->h, ~0ULL, 2, 16), 0);
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+
+	virtio_console_destroy(f->vcon);
+	harness_destroy(&f->h);
+	close(f->out[0]);
+	close(f->out[1]);
+	free(f);
+	return 0;
+}
+
+static uint64_t put(struct harness *h, const char *text)
+{
+	uint64_t gpa = harness_alloc(h, strlen(text), 1);
+
+	memcpy(harness_ptr(h, gpa), text, strlen(text));
+	return gpa;
+}
+
+static bool room_signalled(struct fixture *f)
+{
+	struct pollfd p = { .fd = virtio_console_room_fd(f->vcon), .events = POLLIN };
+	uint64_t count;
+
+	if (poll(&p, 1, 0) != 1)
+		return false;
+	assert_int_equal(read(p.fd, &count, sizeof(count)), sizeof(count));
+	return true;
+}
+
+/* Posts one receive buffer of len bytes; returns its gpa. */
+static uint64_t post_rx(struct fixture *f, uint32_t len, bool kick)
+{
+	uint64_t gpa = harness_alloc(&f->h, len, 1);
+	struct harness_buf buf = { gpa, len, true };
+
+	harness_add(&f->h, RX, &buf, 1);
+	if (kick)
+		harness_kick(&f->h, RX);
+	return gpa;
+}
+
+static void test_console_identifies_itself(void **state)
+{
+	struct fixture *f = *state;
+
+	assert_int_equal(harness_read_reg(&f->h, VIRTIO_MMIO_DEVICE_ID), VIRTIO_ID_CONSOLE);
+	/* No size, no multiport, no emergency write: only the transport's bits. */
+	assert_int_equal(harness_device_features(&f->h) & 0xffffff, 0);
+	harness_write_reg(&f->h, VIRTIO_MMIO_QUEUE_SEL, 2);
+	assert_int_equal(harness_read_reg(&f->h, VIRTIO_MMIO_QUEUE_NUM_MAX), 0);
+}
+
+static void test_console_tx_reaches_the_output_fd(void **state)
+{
+	struct fixture *f = *state;
+	struct harness_buf bufs[] = {
+		{ put(&f->h, "hello, "), 7, false },
+		{ put(&f->h, "hvc0\n"), 5, false },
+	};
+	char got[32] = { 0 };
+	uint32_t id, len;
+	uint16_t head = harness_add(&f->h, TX, bufs, 2);
+
+	harness_kick(&f->h, TX);
+	assert_true(harness_get_used(&f->h, TX, &id, &len));
+	assert_int_equal(id, head);
+	assert_int_equal(len, 0);
+	assert_int_equal(read(f->out[0], got, sizeof(got)), 12);
+	assert_string_equal(got, "hello, hvc0\n");
+	assert_true(harness_interrupts(&f->h) >= 1);
+}
+
+struct drain {
+	int fd;
+	size_t total;
+};
+
+static void *drain_pipe(void *opaque)
+{
+	struct drain *d = opaque;
+	char buf[4096];
+	ssize_t n;
+
+	usleep(20000); /* let the device find the pipe full first */
+	while ((n = read(d->fd, buf, sizeof(buf))) > 0)
+		d->total += (size_t)n;
+	return NULL;
+}
+
+/* A full non-blocking output fd makes the device wait, not drop the guest's output. */
+static void test_console_tx_waits_for_a_full_output(void **state)
+{
+	struct fixture *f = *state;
+	const uint32_t size = 256 << 10; /* four times a default pipe */
+	uint64_t gpa = harness_alloc(&f->h, size, 1);
+	struct harness_buf buf = { gpa, size, false };
+	struct drain d = { f->out[0], 0 };
+	pthread_t reader;
+	uint32_t id, len;
+
+	assert_int_equal(fcntl(f->out[1], F_SETFL, O_NONBLOCK), 0);
+	assert_int_equal(pthread_create(&reader, NULL, drain_pipe, &d), 0);
+	harness_add(&f->h, TX, &buf, 1);
+	harness_kick(&f->h, TX);
+	assert_true(harness_get_used(&f->h, TX, &id, &len));
+	close(f->out[1]);
+	f->out[1] = open("/dev/null", O_WRONLY | O_CLOEXEC); /* for teardown */
+	pthread_join(reader, NULL);
+	assert_int_equal(d.total, size);
+}
+
+static void test_console_rx_without_buffers_takes_nothing_then_signals_room(void **state)
+{
+	struct fixture *f = *state;
+	uint64_t gpa;
+	uint32_t id, len;
+
+	assert_int_equal(virtio_console_receive(f->vcon, (const uint8_t *)"abc", 3), 0);
+	assert_false(room_signalled(f));
+	assert_int_equal(harness_interrupts(&f->h), 0);
+
+	gpa = post_rx(f, 16, true);
+	assert_true(room_signalled(f));
+	assert_int_equal(virtio_console_receive(f->vcon, (const uint8_t *)"abc", 3), 3);
+	assert_true(harness_get_used(&f->h, RX, &id, &len));
+	assert_int_equal(len, 3);
+	assert_memory_equal(harness_ptr(&f->h, gpa), "abc", 3);
+	assert_true(harness_interrupts(&f->h) >= 1);
+	assert_true(harness_ack_interrupt(&f->h) & VIRTIO_MMIO_INT_VRING);
+	/* Room was wanted once and given once. */
+	post_rx(f, 16, true);
+	assert_false(room_signalled(f));
+}
+
+static void test_console_rx_spreads_input_over_buffers(void **state)
+{
+	struct fixture *f = *state;
+	uint64_t a = post_rx(f, 4, false), b = post_rx(f, 4, true);
+	uint32_t id, len;
+
+	assert_int_equal(virtio_console_receive(f->vcon, (const uint8_t *)"0123456789", 10), 8);
+	assert_true(harness_get_used(&f->h, RX, &id, &len));
+	assert_int_equal(len, 4);
+	assert_true(harness_get_used(&f->h, RX, &id, &len));
+	assert_int_equal(len, 4);
+	assert_memory_equal(harness_ptr(&f->h, a), "0123", 4);
+	assert_memory_equal(harness_ptr(&f->h, b), "4567", 4);
+
+	/* Short: the driver's next buffer is wanted, and it kicks for it (EVENT_IDX). */
+	assert_int_equal(*harness_avail_event(&f->h, RX), harness_avail(&f->h, RX)->idx);
+	post_rx(f, 4, true);
+	assert_true(room_signalled(f));
+	assert_int_equal(virtio_console_receive(f->vcon, (const uint8_t *)"89", 2), 2);
+}
+
+static void test_console_rx_before_driver_ok_waits_for_it(void **state)
+{
+	struct fixture *f = *state;
+	uint64_t gpa;
+
+	assert_int_equal(harness_negotiate(&f->h, ~0ULL), 0);
+	harness_setup_queue(&f->h, RX, 16);
+	harness_setup_queue(&f->h, TX, 16);
+	gpa = post_rx(f, 8, true); /* Linux fills the receiveq after DRIVER_OK; be ready for both */
+	assert_int_equal(virtio_console_receive(f->vcon, (const uint8_t *)"x", 1), 0);
+	assert_false(room_signalled(f));
+	harness_driver_ok(&f->h);
+	assert_true(room_signalled(f));
+	assert_int_equal(virtio_console_receive(f->vcon, (const uint8_t *)"x", 1), 1);
+	assert_memory_equal(harness_ptr(&f->h, gpa), "x", 1);
+}
+
+static void test_console_survives_malformed_chains(void **state)
+{
+	struct fixture *f = *state;
+	struct harness_buf outside = { 0x1000, 64, false }; /* below fake RAM */
+	struct harness_buf out_ok = { put(&f->h, "ok"), 2, false };
+	struct harness_buf readonly_rx = { put(&f->h, "zz"), 2, false };
+	uint64_t rx;
+	char got[8] = { 0 };
+	uint32_t id, len;
+
+	harness_add(&f->h, TX, &outside, 1);
+	harness_add(&f->h, TX, &out_ok, 1);
+	harness_kick(&f->h, TX);
+	assert_int_equal(harness_pending_used(&f->h, TX), 2);
+	assert_int_equal(read(f->out[0], got, sizeof(got)), 2);
+	assert_string_equal(got, "ok");
+
+	/* A receive "buffer" the device may not write, then a real one. */
+	harness_add(&f->h, RX, &readonly_rx, 1);
+	rx = post_rx(f, 4, true);
+	assert_int_equal(virtio_console_receive(f->vcon, (const uint8_t *)"in", 2), 2);
+	assert_true(harness_get_used(&f->h, RX, &id, &len));
+	assert_int_equal(len, 0);
+	assert_memory_equal(harness_ptr(&f->h, readonly_rx.gpa), "zz", 2);
+	assert_true(harness_get_used(&f->h, RX, &id, &len));
+	assert_int_equal(len, 2);
+	assert_memory_equal(harness_ptr(&f->h, rx), "in", 2);
+	assert_false(harness_status(&f->h) & VIRTIO_CONFIG_S_NEEDS_RESET);
+}
+
+static void test_console_rx_on_a_broken_ring_needs_reset(void **state)
+{
+	struct fixture *f = *state;
+
+	harness_avail(&f->h, RX)->idx = 100; /* more than a queue size ahead */
+	assert_int_equal(virtio_console_receive(f->vcon, (const uint8_t *)"a", 1), 0);
+	assert_true(harness_status(&f->h) & VIRTIO_CONFIG_S_NEEDS_RESET);
+	assert_int_equal(virtio_console_receive(f->vcon, (const uint8_t *)"a", 1), 0);
+}
+
+/* Zero-length receive buffers cannot keep the I/O thread in one receive call. */
+static void test_console_rx_bounds_work_per_call(void **state)
+{
+	struct fixture *f = *state;
+	struct harness_buf empty = { put(&f->h, "e"), 0, true };
+
+	for (int i = 0; i < 16; i++)
+		harness_add(&f->h, RX, &empty, 1);
+	assert_int_equal(virtio_console_receive(f->vcon, (const uint8_t *)"a", 1), 0);
+	assert_true(room_signalled(f)); /* try again later */
+	post_rx(f, 4, true);
+	assert_int_equal(virtio_console_receive(f->vcon, (const uint8_t *)"a", 1), 1);
+}
+
+/* The host console (vmm/console.c) feeding the virtio console, its handlers called by hand. */
+static void test_host_console_holds_input_until_the_guest_posts_buffers(void **state)
+{
+	struct fixture *f = *state;
+	struct console_input input = console_input_virtio(f->vcon);
+	struct event_loop loop;
+	struct console c;
+	uint8_t junk[300];
+	uint64_t gpa;
+	int in[2];
+
+	assert_int_equal(pipe2(in, O_CLOEXEC | O_NONBLOCK), 0);
+	assert_int_equal(event_loop_init(&loop), 0);
+	assert_int_equal(console_start(&c, &loop, in[0], -1, &input, NULL, NULL), 0);
+
+	assert_int_equal(write(in[1], "ls\n", 3), 3);
+	c.input_handler.fn(c.input_handler.opaque, POLLIN);
+	assert_int_equal(c.pending_len, 3);
+	assert_true(c.room_watched);
+	assert_true(c.input_watched); /* still read: Ctrl-A x keeps working */
+
+	gpa = post_rx(f, 16, true);
+	c.room_handler.fn(c.room_handler.opaque, POLLIN);
+	assert_int_equal(c.pending_len, 0);
+	assert_false(c.room_watched);
+	assert_memory_equal(harness_ptr(&f->h, gpa), "ls\n", 3);
+
+	/* Input beyond what fits here stays in the pipe, unread. */
+	memset(junk, 'j', sizeof(junk));
+	assert_int_equal(write(in[1], junk, sizeof(junk)), sizeof(junk));
+	c.input_handler.fn(c.input_handler.opaque, POLLIN); /* no buffer posted: all held */
+	assert_int_equal(c.pending_len, CONSOLE_CHUNK);
+	assert_false(c.input_watched);
+	assert_true(c.room_watched);
+
+	close(in[0]);
+	close(in[1]);
+	event_loop_destroy(&loop);
+}
+
+#define CONSOLE_TEST(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		CONSOLE_TEST(test_console_identifies_itself),
+		CONSOLE_TEST(test_console_tx_reaches_the_output_fd),
+		CONSOLE_TEST(test_console_tx_waits_for_a_full_output),
+		CONSOLE_TEST(test_console_rx_without_buffers_takes_nothing_then_signals_room),
+		CONSOLE_TEST(test_console_rx_spreads_input_over_buffers),
+		cmocka_unit_test_setup_teardown(test_console_rx_before_driver_ok_waits_for_it,
+						setup_device, teardown),
+		CONSOLE_TEST(test_console_survives_malformed_chains),
+		CONSOLE_TEST(test_console_rx_on_a_broken_ring_needs_reset),
+		CONSOLE_TEST(test_console_rx_bounds_work_per_call),
+		CONSOLE_TEST(test_host_console_holds_input_until_the_guest_posts_buffers),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
