@@ -229,8 +229,12 @@ static int vm_load_guest(struct vm *vm, const char **why)
 	int err;
 
 	err = boot_load(&vm->mem, &in, &entry, why);
-	if (err)
+	if (err) {
+		/* Name the file at fault: the sentence says what is wrong with it. */
+		fprintf(stderr, "vireo: kernel '%s': %s\n", vm->cfg->kernel_path, *why);
+		*why = NULL;
 		return err;
+	}
 	err = boot_setup_cpu_tables(&vm->mem);
 	if (!err)
 		err = vm_boot_vcpu(vm, &entry);
@@ -466,7 +470,8 @@ static enum vm_exit vm_run_once(struct vm *vm)
 	if (!err && (err = event_loop_run(&vm->loop)) != 0)
 		why = "the event loop failed";
 	if (err) {
-		fprintf(stderr, "vireo: %s: %s\n", why, strerror(-err));
+		if (why) /* NULL: already reported with the file it concerns */
+			fprintf(stderr, "vireo: %s: %s\n", why, strerror(-err));
 		vm_request_stop(vm, VM_EXIT_ERROR);
 	}
 	vm_destroy(vm);
