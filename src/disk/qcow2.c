@@ -375,6 +375,11 @@ static bool in_place_ok(struct qcow2 *q, uint64_t host, uint64_t len)
 	return true;
 }
 
+static uint64_t l2_entry(const struct qcow2_table *t, uint64_t i)
+{
+	return qcow2_get64(t->data + 8 * i);
+}
+
 /* Does the guest cluster at guest read as zeroes as it stands (m: its mapping)? */
 static bool reads_zero_whole(const struct qcow2 *q, uint64_t guest, const struct qcow2_map *m)
 {
@@ -403,13 +408,27 @@ static int write_locked(struct qcow2 *q, const struct iovec *iov, int n, uint64_
 		if (ret < 0)
 			return ret;
 		ret = qcow2_parse_l2(q, qcow2_get64(t->data + 8 * idx), &m);
-		if (ret == 0 && m.kind == QCOW2_NORMAL && m.copied && iov) {
+		if (ret == 0 && m.kind == QCOW2_NORMAL && m.copied && !iov) {
+			/* Zeroes, in place, one cluster at a time. */
+			qcow2_cache_put(&q->l2_cache, t);
+			if (!in_place_ok(q, m.host + in, chunk))
+				return -EIO;
+			memset(q->cow_buf, 0, chunk);
+			ret = qcow2_write_file(q, q->cow_buf, chunk, m.host + in, QCOW2_SYNC_DATA);
+			if (ret < 0)
+				return ret;
+			pos += chunk;
+			continue;
+		}
+		if (ret == 0 && m.kind == QCOW2_NORMAL && m.copied) {
 			uint64_t run = chunk, k = 1;
 			struct qcow2_map next;
 
+			/* The following clusters too, while they are ours and contiguous. */
 			while (pos + run < len && idx + k < entries &&
-			       qcow2_parse_l2(q, qcow2_get64(t->data + 8 * (idx + k)), &next) == 0 &&
-			       next.kind == QCOW2_NORMAL && next.copied && next.host == m.host + k * cs) {
+			       qcow2_parse_l2(q, l2_entry(t, idx + k), &next) == 0 &&
+			       next.kind == QCOW2_NORMAL && next.copied &&
+			       next.host == m.host + k * cs) {
 				run += len - pos - run < cs ? len - pos - run : cs;
 				k++;
 			}

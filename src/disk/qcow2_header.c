@@ -66,10 +66,13 @@ static int check_incompatible(const struct qcow2 *q, char *err, size_t err_len)
 	if (!unknown)
 		return 0;
 	for (unsigned int bit = 0; bit < 64; bit++) {
+		const char *name;
+
 		if (!(unknown & (1ull << bit)))
 			continue;
+		name = feature_name(q, 0, bit, buf, sizeof(buf));
 		used += (size_t)snprintf(names + used, sizeof(names) - used, "%s'%s'",
-					 count ? ", " : "", feature_name(q, 0, bit, buf, sizeof(buf)));
+					 count ? ", " : "", name);
 		if (used >= sizeof(names))
 			used = sizeof(names) - 1;
 		count++;
@@ -369,7 +372,8 @@ int qcow2_build_meta(struct qcow2 *q)
 				       q->reftable_offset + (uint64_t)q->reftable_clusters * cs };
 	if (q->nr_snapshots)
 		r[n++] = (struct qcow2_range){
-			q->snapshots_offset, q->snapshots_offset + round_up(q->snapshots_size, cs) };
+			q->snapshots_offset,
+			q->snapshots_offset + round_up(q->snapshots_size, cs) };
 	for (uint32_t i = 0; q->snapshots && i < q->nr_snapshots; i++)
 		if (q->snapshots[i].l1_size)
 			r[n++] = (struct qcow2_range){

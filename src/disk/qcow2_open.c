@@ -116,9 +116,12 @@ static int open_backing(struct qcow2 *q, const struct disk_config *cfg, struct c
 	struct flock lock = { .l_type = F_RDLCK, .l_whence = SEEK_SET };
 	bool direct = cfg->cache == DISK_CACHE_NONE;
 	const char *format = q->backing_format;
+	struct disk_config sub = *cfg;
+	struct image_file *file;
 	char reason[512], *path;
 	uint8_t *magic;
 	struct stat st;
+	ssize_t got;
 	int fd;
 
 	if (!q->backing_name)
@@ -134,6 +137,10 @@ static int open_backing(struct qcow2 *q, const struct disk_config *cfg, struct c
 		return -ENOMEM;
 	b->path = path;
 	fd = open(path, O_RDONLY | O_CLOEXEC | (direct ? O_DIRECT : 0));
+	if (fd < 0 && errno == EINVAL && direct) { /* no O_DIRECT there: reading is fine without */
+		direct = false;
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+	}
 	if (fd < 0)
 		return fail(err, err_len, "backing file '%s': %s", path, strerror(errno));
 	if (fstat(fd, &st) < 0 || (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode))) {
@@ -154,8 +161,7 @@ static int open_backing(struct qcow2 *q, const struct disk_config *cfg, struct c
 			close(fd);
 			return -ENOMEM;
 		}
-		ssize_t got = pread(fd, magic, 4096, 0);
-
+		got = pread(fd, magic, 4096, 0);
 		format = got >= 4 && qcow2_probe(magic, (size_t)got) ? "qcow2" : "raw";
 		free(magic);
 	}
@@ -167,15 +173,14 @@ static int open_backing(struct qcow2 *q, const struct disk_config *cfg, struct c
 		}
 		return b->raw->ops->size(b->raw, &b->size);
 	}
-	struct image_file *file = image_file_from_fd(fd, direct);
-	struct disk_config sub = *cfg;
-
+	file = image_file_from_fd(fd, direct);
 	if (!file) {
 		close(fd);
 		return -ENOMEM;
 	}
 	sub.readonly = true;
 	sub.path = path;
+	sub.cache = direct ? DISK_CACHE_NONE : DISK_CACHE_WRITEBACK;
 	b->qcow2 = open_image(file, fd, path, &sub, chain, reason, sizeof(reason));
 	/* Name the deepest file at fault, not every file above it. */
 	if (!b->qcow2 && strncmp(reason, "backing file '", 14) == 0)
@@ -267,8 +272,8 @@ static struct qcow2 *open_image(struct image_file *file, int lock_fd, const char
 					 q->cluster_bits), QCOW2_SYNC_L2, qcow2_l2_before_write);
 	if (ret == 0)
 		ret = qcow2_cache_init(&q->rc_cache, q,
-				       (unsigned int)((cache / 4) >> q->cluster_bits), QCOW2_SYNC_RC,
-				       NULL);
+				       (unsigned int)((cache / 4) >> q->cluster_bits),
+				       QCOW2_SYNC_RC, NULL);
 	if (ret == 0 && posix_memalign((void **)&q->cow_buf, 4096, q->cluster_size))
 		ret = -ENOMEM;
 	if (ret < 0)

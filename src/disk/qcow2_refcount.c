@@ -296,8 +296,12 @@ static int grow_reftable(struct qcow2 *q, uint64_t need)
 		uint64_t lo = ti * per_block, hi = lo + per_block;
 
 		qcow2_put64(table + 8 * ti, at);
-		if (qcow2_tables_add(q, at) < 0)
+		qcow2_cache_forget(&q->l2_cache, at);
+		qcow2_cache_forget(&q->rc_cache, at);
+		if (qcow2_tables_add(q, at) < 0) {
 			ret = -ENOMEM;
+			break;
+		}
 		memset(block, 0, cs);
 		for (uint64_t c = lo < start ? start : lo; c < (hi < end ? hi : end); c++)
 			rc_entry_set(block, c - lo, q->refcount_order, 1);
@@ -316,6 +320,8 @@ static int grow_reftable(struct qcow2 *q, uint64_t need)
 	if (ret == 0)
 		ret = qcow2_sync_if(q, QCOW2_SYNC_ALL);
 	if (ret < 0) {
+		for (uint64_t k = 0; k < m; k++)
+			qcow2_tables_remove(q, (start + n + k) * cs);
 		free(table);
 		return ret;
 	}
@@ -457,16 +463,23 @@ int qcow2_refcount_flush(struct qcow2 *q)
 	return ret;
 }
 
-static int apply_frees(struct qcow2 *q)
+/*
+ * Gives back what q->frees holds. A refcount that cannot be lowered (its
+ * block unreadable or bad) stays as it is: a leaked cluster, which is safe,
+ * rather than a write-back that fails forever.
+ */
+static void apply_frees(struct qcow2 *q)
 {
-	int ret = 0;
+	uint64_t leaked = 0;
 
-	for (size_t i = 0; i < q->nr_frees && ret == 0; i++)
-		for (uint64_t c = q->frees[i].start; c < q->frees[i].end && ret == 0; c++)
-			ret = rc_decrement(q, c);
-	if (ret == 0)
-		q->nr_frees = 0;
-	return ret;
+	for (size_t i = 0; i < q->nr_frees; i++)
+		for (uint64_t c = q->frees[i].start; c < q->frees[i].end; c++)
+			leaked += rc_decrement(q, c) < 0;
+	q->nr_frees = 0;
+	if (leaked)
+		fprintf(stderr, "vireo: disk '%s': %llu clusters could not be freed (their "
+			"refcounts are unreadable); they leak\n", q->path,
+			(unsigned long long)leaked);
 }
 
 int qcow2_writeback(struct qcow2 *q)
@@ -486,10 +499,10 @@ int qcow2_writeback(struct qcow2 *q)
 	}
 	if (ret == 0 && q->nr_frees) {				/* 4 */
 		ret = qcow2_sync_if(q, QCOW2_SYNC_ALL);
-		if (ret == 0)
-			ret = apply_frees(q);
-		if (ret == 0)
+		if (ret == 0) {
+			apply_frees(q);
 			ret = qcow2_refcount_flush(q);
+		}
 	}
 	return ret;
 }

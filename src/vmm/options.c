@@ -241,12 +241,11 @@ static int parse_disk(char *arg, struct vm_config *cfg, char *err, size_t err_le
 			    CONFIG_MAX_DISKS);
 	disk = &cfg->disks[cfg->nr_disks];
 	memset(disk, 0, sizeof(*disk));
-	if (!strchr(arg, '=')) /* a bare path: --disk root.img */
+	if (!strchr(arg, '=')) { /* a bare path: --disk root.img */
 		disk->path = arg;
-	while (!disk->path || cursor) {
-		key = next_pair(&cursor, &value);
-		if (!key)
-			break;
+		cursor = NULL;
+	}
+	while ((key = next_pair(&cursor, &value)) != NULL) {
 		if (parse_disk_pair(disk, key, value, err, err_len) < 0)
 			return -EINVAL;
 	}

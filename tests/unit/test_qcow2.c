@@ -425,6 +425,111 @@ static void test_qcow2_repairs_dirty_image(void **state)
 	qt_fini(&t);
 }
 
+static uint64_t get64(const uint8_t *p)
+{
+	uint64_t v = 0;
+
+	for (int i = 0; i < 8; i++)
+		v = v << 8 | p[i];
+	return v;
+}
+
+static void set64(uint8_t *p, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		p[i] = (uint8_t)(v >> (56 - 8 * i));
+}
+
+/* 16-bit refcount of cluster c, through the image's refcount table (64 KiB clusters). */
+static uint8_t *refcount_entry(uint8_t *img, uint64_t c)
+{
+	uint64_t table = get64(img + 48), block = get64(img + table + 8 * (c / 32768));
+
+	assert_true(block != 0);
+	return img + block + 2 * (c % 32768);
+}
+
+/* The active L2 entry of guest cluster g (the first L2 table covers 512 MiB). */
+static uint8_t *l2_entry_of(uint8_t *img, uint64_t g)
+{
+	uint64_t l1 = get64(img + 40), l2 = get64(img + l1) & 0x00fffffffffffe00ull;
+
+	assert_true(l2 != 0);
+	return img + l2 + 8 * g;
+}
+
+/* A dirty image whose refcount block is gone altogether: repair builds a new one. */
+static void test_qcow2_repair_rebuilds_missing_refcount_block(void **state)
+{
+	struct qt t;
+	uint8_t *img, *expect;
+	size_t len, n;
+	struct disk *d;
+
+	qt_init(&t);
+	qt_sh(&t, "qemu-img create -q -f qcow2 r.qcow2 4M && "
+		  "qemu-io -c 'write -P 0x71 0 200k' -c 'write -P 0x72 3M 64k' r.qcow2");
+	expect = qt_qemu_raw(&t, "r.qcow2", &len);
+	img = qt_slurp(qt_path(&t, "r.qcow2"), &n);
+	set64(img + get64(img + 48), 0); /* the refcount table's only entry */
+	set64(img + 72, 1);		 /* dirty */
+	qt_spit(qt_path(&t, "r.qcow2"), img, n);
+	d = qt_open(qt_path(&t, "r.qcow2"), false);
+	disk_close(d);
+	check_clean(&t, "r.qcow2");
+	compare_with(&t, "r.qcow2", expect, len);
+	write_and_verify(&t, "r.qcow2", expect, len, 12, 80, 0);
+	free(img);
+	free(expect);
+	qt_fini(&t);
+}
+
+/*
+ * A dirty image with a snapshot: a shared cluster's refcount too low, an
+ * unshared one's too high, a COPIED flag missing. Repair makes all exact,
+ * without a leak, and the snapshot keeps its data.
+ */
+static void test_qcow2_repair_fixes_refcounts_and_copied(void **state)
+{
+	struct qt t;
+	uint8_t *img, *expect, *snap, *snap_after;
+	uint64_t shared, own, entry;
+	size_t len, n;
+	struct disk *d;
+
+	qt_init(&t);
+	qt_sh(&t, "qemu-img create -q -f qcow2 r.qcow2 4M && "
+		  "qemu-io -c 'write -P 0x31 0 128k' r.qcow2 && qemu-img snapshot -c s r.qcow2 && "
+		  "qemu-io -c 'write -P 0x32 64k 64k' r.qcow2");
+	expect = qt_qemu_raw(&t, "r.qcow2", &len);
+	qt_sh(&t, "qemu-img convert -l snapshot.name=s -O raw r.qcow2 snap.raw");
+	snap = qt_slurp(qt_path(&t, "snap.raw"), &n);
+	img = qt_slurp(qt_path(&t, "r.qcow2"), &n);
+	shared = (get64(l2_entry_of(img, 0)) & 0x00fffffffffffe00ull) / 65536;
+	entry = get64(l2_entry_of(img, 1));
+	own = (entry & 0x00fffffffffffe00ull) / 65536;
+	assert_true(entry >> 63); /* copied on write: ours alone */
+	refcount_entry(img, shared)[1] = 1;			/* really 2 */
+	refcount_entry(img, own)[1] = 3;			/* really 1 */
+	set64(l2_entry_of(img, 1), entry & ~(1ull << 63));	/* COPIED dropped */
+	set64(img + 72, 1);					/* dirty */
+	qt_spit(qt_path(&t, "r.qcow2"), img, n);
+	assert_int_equal(qt_sh_rc(&t, "qemu-img check r.qcow2"), 2);
+	d = qt_open(qt_path(&t, "r.qcow2"), false);
+	disk_close(d);
+	check_clean(&t, "r.qcow2");
+	compare_with(&t, "r.qcow2", expect, len);
+	qt_sh(&t, "qemu-img convert -l snapshot.name=s -O raw r.qcow2 snap.raw");
+	snap_after = qt_slurp(qt_path(&t, "snap.raw"), &n);
+	qt_assert_same(snap_after, snap, n);
+	write_and_verify(&t, "r.qcow2", expect, len, 13, 80, 0);
+	free(snap_after);
+	free(snap);
+	free(img);
+	free(expect);
+	qt_fini(&t);
+}
+
 /* Header bytes [from, to) of an image file. */
 static void read_bytes(struct qt *t, const char *img, uint8_t *out, size_t from, size_t len)
 {
@@ -638,6 +743,8 @@ int main(void)
 		cmocka_unit_test(test_qcow2_snapshot_clusters_copied_on_write),
 		cmocka_unit_test(test_qcow2_overwrites_compressed_clusters),
 		cmocka_unit_test(test_qcow2_repairs_dirty_image),
+		cmocka_unit_test(test_qcow2_repair_rebuilds_missing_refcount_block),
+		cmocka_unit_test(test_qcow2_repair_fixes_refcounts_and_copied),
 		cmocka_unit_test(test_qcow2_keeps_unknown_bits_and_extensions),
 		cmocka_unit_test(test_qcow2_corrupt_image_opens_read_only),
 		cmocka_unit_test(test_qcow2_refuses_unknown_incompatible_features),

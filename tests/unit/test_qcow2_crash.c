@@ -123,22 +123,22 @@ struct scenario {
 static const struct scenario scenarios[] = {
 	{ "fresh image, 4 KiB clusters, tiny cache",
 	  "qemu-img create -q -f qcow2 -o cluster_size=4096 img.qcow2 8M", 8u << 20, 1, 160,
-	  96 * 1024, 15 },
+	  96 * 1024, 10 },
 	{ "512-byte clusters, 64-bit refcounts: new refcount blocks, refcount table growth",
 	  "qemu-img create -q -f qcow2 -o cluster_size=512,refcount_bits=64 img.qcow2 4M && "
 	  "qemu-io -c 'write -P 0x21 0 1800k' img.qcow2",
-	  4u << 20, 0, 100, 64 * 1024, 15 },
+	  4u << 20, 0, 100, 64 * 1024, 10 },
 	{ "compressed clusters and two internal snapshots",
 	  "head -c 2M /dev/zero | tr '\\0' 'x' > src.raw && "
 	  "qemu-img convert -c -f raw -O qcow2 -o cluster_size=16384 src.raw img.qcow2 && "
 	  "qemu-img snapshot -c one img.qcow2 && "
 	  "qemu-io -c 'write -P 0x44 100k 300k' img.qcow2 && qemu-img snapshot -c two img.qcow2",
-	  2u << 20, 1, 120, 128 * 1024, 30 },
+	  2u << 20, 1, 120, 128 * 1024, 16 },
 	{ "version 2 over a raw backing file",
 	  "head -c 1M /dev/zero | tr '\\0' 'b' > base.raw && "
 	  "qemu-img create -q -f qcow2 -o compat=0.10,cluster_size=8192 -b base.raw -F raw "
 	  "img.qcow2 2M",
-	  2u << 20, 1, 100, 64 * 1024, 25 },
+	  2u << 20, 1, 100, 64 * 1024, 12 },
 };
 
 /* The guest op's bytes (writes) into buf. */
