@@ -19,6 +19,11 @@
  *
  * The room fd is an eventfd, signalled after a short receive once the
  * driver posts receive buffers (kicks queue 0) or starts the device.
+ *
+ * Without multiport the driver never says when its port is ready: Linux
+ * posts receive buffers before it has registered the port, and drops what
+ * arrives in between. Input typed while the guest's driver is probing the
+ * device can be lost that way; input typed later is not.
  */
 #ifndef VIREO_VIRTIO_CONSOLE_H
 #define VIREO_VIRTIO_CONSOLE_H

@@ -4,9 +4,13 @@
  *
  * The bucket counts credit in byte-nanoseconds (elapsed ns x bytes per
  * second), so refills at any frequency add up exactly with no rounding
- * lost; a byte costs NSEC_PER_SEC of credit. Everything here runs on the
- * I/O thread under vdev->lock: queue_notify, and the timer's wake-up
- * through virtio_notify().
+ * lost; a byte costs NSEC_PER_SEC of credit. A request is served whole
+ * whenever the credit is positive, and may leave it negative (a debt the
+ * refill pays back before the next one): the spec allows shorter answers,
+ * but Linux 6.1.y's driver can leave a reader waiting forever after one.
+ *
+ * Everything here runs on the I/O thread under vdev->lock: queue_notify,
+ * and the timer's wake-up through virtio_notify().
  */
 #include "virtio/rng.h"
 
@@ -29,7 +33,7 @@ struct virtio_rng {
 	struct virtio_device vdev;
 	struct event_loop *loop;
 	uint64_t rate;	      /* bytes per second */
-	uint64_t credit;      /* byte-nanoseconds, at most rate * NSEC_PER_SEC (one second) */
+	int64_t credit;	      /* byte-nanoseconds: at most rate * NSEC_PER_SEC; < 0: a debt */
 	uint64_t refilled_ns; /* CLOCK_MONOTONIC time of the last refill */
 	int timer_fd;	      /* wakes a throttled device */
 	struct event_handler timer_handler;
@@ -45,17 +49,18 @@ static uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * NSEC_PER_SEC + (uint64_t)ts.tv_nsec;
 }
 
-/* Cannot overflow: elapsed < NSEC_PER_SEC and rate <= VIRTIO_RNG_MAX_RATE. */
+/* No overflow: rate * NSEC_PER_SEC < 2^60, and elapsed * rate stays below the room left. */
 static void rng_refill(struct virtio_rng *rng)
 {
 	uint64_t now = now_ns(), elapsed = now - rng->refilled_ns;
-	uint64_t full = rng->rate * NSEC_PER_SEC;
+	int64_t full = (int64_t)(rng->rate * NSEC_PER_SEC);
+	uint64_t room = (uint64_t)(full - rng->credit);
 
 	rng->refilled_ns = now;
-	if (elapsed >= NSEC_PER_SEC || elapsed * rng->rate >= full - rng->credit)
+	if (elapsed >= room / rng->rate)
 		rng->credit = full;
 	else
-		rng->credit += elapsed * rng->rate;
+		rng->credit += (int64_t)(elapsed * rng->rate);
 }
 
 /* Sleeps until the bucket holds 1/RNG_WAKEUPS_PER_SEC of a second's worth (at least a byte). */
@@ -66,7 +71,7 @@ static void rng_arm_timer(struct virtio_rng *rng)
 	struct itimerspec when = { 0 };
 
 	target = (target ? target : 1) * NSEC_PER_SEC;
-	need = target > rng->credit ? target - rng->credit : 1;
+	need = target + (uint64_t)-rng->credit; /* credit <= 0 here */
 	delay = (need + rng->rate - 1) / rng->rate; /* ns, at least 1: 0 would disarm */
 	when.it_value.tv_sec = (time_t)(delay / NSEC_PER_SEC);
 	when.it_value.tv_nsec = (long)(delay % NSEC_PER_SEC);
@@ -84,13 +89,17 @@ static void rng_on_timer(void *opaque, uint32_t events)
 	virtio_notify(&rng->vdev, 0);
 }
 
-/* Up to len random bytes; fewer when the host pool is not ready yet (EAGAIN). */
+/*
+ * len random bytes. Without GRND_NONBLOCK: only a host whose own pool is
+ * not initialized yet (its early boot) blocks here, and a short answer
+ * could hang the guest's reader (see the top of this file).
+ */
 static size_t rng_getrandom(uint8_t *buf, size_t len)
 {
 	size_t got = 0;
 
 	while (got < len) {
-		ssize_t n = getrandom(buf + got, len - got, GRND_NONBLOCK);
+		ssize_t n = getrandom(buf + got, len - got, 0);
 
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -101,31 +110,27 @@ static size_t rng_getrandom(uint8_t *buf, size_t len)
 	return got;
 }
 
-/* Fills rng->req's writable buffers as far as the bucket and the cap allow; returns the bytes. */
+/* Fills rng->req's writable buffers, up to the cap, and charges the bucket; returns the bytes. */
 static uint32_t rng_fill(struct virtio_rng *rng)
 {
 	struct virtq_req *req = &rng->req;
-	uint64_t want = req->writable_len, done = 0;
+	uint32_t want = req->writable_len, done = 0;
 
 	if (want > VIRTIO_RNG_MAX_REQUEST)
 		want = VIRTIO_RNG_MAX_REQUEST;
-	if (want > rng->credit / NSEC_PER_SEC)
-		want = rng->credit / NSEC_PER_SEC;
 	for (unsigned int i = 0; i < req->nr_writable && done < want; i++) {
 		size_t len = req->writable[i].iov_len;
 		size_t got;
 
 		if (len > want - done)
-			len = (size_t)(want - done);
+			len = want - done;
 		got = rng_getrandom(req->writable[i].iov_base, len);
-		done += got;
-		if (got < len) {
-			rng->credit = 0; /* the host has no entropy yet: pause like a throttle */
-			return (uint32_t)done;
-		}
+		done += (uint32_t)got;
+		if (got < len)
+			break; /* getrandom(2) failed: answer what we have */
 	}
-	rng->credit -= done * NSEC_PER_SEC;
-	return (uint32_t)done;
+	rng->credit -= (int64_t)done * (int64_t)NSEC_PER_SEC;
+	return done;
 }
 
 static void rng_queue_notify(struct virtio_device *vdev, unsigned int q)
@@ -137,14 +142,14 @@ static void rng_queue_notify(struct virtio_device *vdev, unsigned int q)
 	rng_refill(rng);
 	do {
 		virtq_disable_notify(vq);
-		while (rng->credit >= NSEC_PER_SEC && (rc = virtq_pop(vq, &rng->req)) != 0) {
+		while (rng->credit > 0 && (rc = virtq_pop(vq, &rng->req)) != 0) {
 			if (rc == -EINVAL)
 				return; /* the ring is broken: the transport resets the device */
 			if (rc == 1)
 				virtq_push(vq, rng->req.head, rng_fill(rng));
 		}
 		virtio_queue_interrupt(vdev, q);
-		if (rng->credit < NSEC_PER_SEC) {
+		if (rng->credit <= 0) {
 			/* Out of credit: requests wait in the ring, unkicked, for the timer. */
 			rng_arm_timer(rng);
 			return;
@@ -176,7 +181,7 @@ struct virtio_rng *virtio_rng_create(const struct guest_mem *mem, struct event_l
 		return NULL;
 	rng->loop = loop;
 	rng->rate = bytes_per_sec;
-	rng->credit = bytes_per_sec * NSEC_PER_SEC;
+	rng->credit = (int64_t)(bytes_per_sec * NSEC_PER_SEC);
 	rng->refilled_ns = now_ns();
 	rng->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
 	if (rng->timer_fd < 0) {

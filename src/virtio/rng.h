@@ -4,11 +4,12 @@
  *
  * Rate limit: a token bucket of bytes_per_sec (VIRTIO_RNG_DEFAULT_RATE,
  * 1 MiB/s, unless the user chose another) holding at most one second's
- * worth, so a guest cannot burn host entropy or CPU without bound. When
- * the bucket is empty the device leaves requests in the ring and a timerfd
- * on the event loop wakes it about a tenth of a second later; no request
- * is dropped and nothing spins. One request gets at most
- * VIRTIO_RNG_MAX_REQUEST bytes; fewer than it asked for is fine (§5.4.6.1).
+ * worth, so a guest cannot burn host entropy or CPU without bound: over
+ * any interval of T seconds it gets at most bytes_per_sec * (T + 1) bytes
+ * plus one request. When the bucket is empty the device leaves requests in
+ * the ring and a timerfd on the event loop wakes it when a tenth of a
+ * second's worth has come back; no request is dropped and nothing spins.
+ * Each request is answered whole, up to VIRTIO_RNG_MAX_REQUEST bytes.
  */
 #ifndef VIREO_VIRTIO_RNG_H
 #define VIREO_VIRTIO_RNG_H

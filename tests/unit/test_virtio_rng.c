@@ -235,16 +235,18 @@ static void watch(struct loop_watch *w, struct event_loop *loop, int fd)
 }
 
 /*
- * A 16 bytes/s bucket holds 16 bytes: the first request empties it, the
- * second waits in the ring, unserved, until the device's timer refills the
- * bucket on the event loop (a byte takes 1/16 s: the second kick comes
- * well before). No timing is asserted: a 10 s guard only ends a hang.
+ * A 1000 bytes/s bucket holds 1000 bytes. The first request takes 1100:
+ * served whole, it leaves a debt of 100 bytes, so the second waits in the
+ * ring, unserved, until the device's timer has refilled the bucket on the
+ * event loop (a tenth of a second after the second kick, which comes well
+ * before); then it too is served whole, never short. No timing is
+ * asserted: a 10 s guard only ends a hang.
  */
 static void test_rng_rate_limit_defers_and_resumes(void **state)
 {
-	struct fixture *f = fixture_new(16);
-	uint64_t a = buffer(&f->h, 64), b = buffer(&f->h, 512);
-	struct harness_buf first = { a, 64, true }, second = { b, 512, true };
+	struct fixture *f = fixture_new(1000);
+	uint64_t a = buffer(&f->h, 1100), b = buffer(&f->h, 512);
+	struct harness_buf first = { a, 1100, true }, second = { b, 512, true };
 	struct itimerspec ten_seconds = { .it_value = { .tv_sec = 10 } };
 	struct loop_watch irq, guard;
 	int guard_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
@@ -255,8 +257,7 @@ static void test_rng_rate_limit_defers_and_resumes(void **state)
 	harness_add(&f->h, 0, &first, 1);
 	harness_kick(&f->h, 0);
 	assert_true(harness_get_used(&f->h, 0, &id, &len));
-	assert_int_equal(len, 16);
-	assert_true(all_fill((uint8_t *)harness_ptr(&f->h, a) + 16, 48));
+	assert_int_equal(len, 1100);
 	harness_interrupts(&f->h);
 	*harness_used_event(&f->h, 0) = 1; /* interrupt me for the next one (EVENT_IDX) */
 
@@ -275,8 +276,9 @@ static void test_rng_rate_limit_defers_and_resumes(void **state)
 
 	assert_true(harness_get_used(&f->h, 0, &id, &len));
 	assert_int_equal(id, head);
-	assert_true(len > 0 && len <= 512);
-	assert_true(all_fill((uint8_t *)harness_ptr(&f->h, b) + len, 512 - len + 64));
+	assert_int_equal(len, 512);
+	assert_false(all_fill(harness_ptr(&f->h, b), 64));
+	assert_true(all_fill((uint8_t *)harness_ptr(&f->h, b) + 512, 64));
 
 	event_loop_remove(&f->loop, guard_fd);
 	event_loop_remove(&f->loop, f->h.irq_fd);
