@@ -30,8 +30,8 @@ struct virtio_net_stats {
 	uint64_t tx_frames, tx_bytes; /* taken by the backend */
 	uint64_t rx_dropped;	      /* frames lost: bigger than the buffers, backend errors */
 	uint64_t tx_dropped;	      /* frames the backend refused */
-	uint64_t tx_malformed;	      /* bad length, or a header asking for what was not agreed */
-	uint64_t bad_chains;	      /* chains the virtqueue refused or an RX chain with no room */
+	uint64_t tx_malformed;	      /* bad length, or a header asks for what was not agreed */
+	uint64_t bad_chains;	      /* chains virtq_pop refused, RX chains with no room */
 	uint64_t rx_stalls;	      /* times the device waited for the driver's RX buffers */
 };
 

@@ -396,19 +396,19 @@ static void test_net_tx_drops_headers_that_break_the_rules(void **state)
 
 	/* CSUM and TSO4 agreed; TSO6 and ECN not. */
 	start(f, BASE | MRG | F(VIRTIO_NET_F_CSUM) | F(VIRTIO_NET_F_HOST_TSO4));
-	bad[n++] = hdr_tso(VIRTIO_NET_HDR_GSO_TCPV6, 1428);			/* TSO6 not agreed */
+	bad[n++] = hdr_tso(VIRTIO_NET_HDR_GSO_TCPV6, 1428); /* TSO6 not agreed */
 	bad[n++] = hdr_tso(VIRTIO_NET_HDR_GSO_TCPV4 | VIRTIO_NET_HDR_GSO_ECN, 1448); /* no ECN */
-	bad[n++] = hdr_tso(VIRTIO_NET_HDR_GSO_UDP, 1448);				/* UFO */
-	bad[n++] = hdr_tso(VIRTIO_NET_HDR_GSO_TCPV4, 0);				/* gso_size 0 */
-	bad[n++] = hdr_tso(0x33, 1448);						/* unknown type */
+	bad[n++] = hdr_tso(VIRTIO_NET_HDR_GSO_UDP, 1448);   /* UFO */
+	bad[n++] = hdr_tso(VIRTIO_NET_HDR_GSO_TCPV4, 0);    /* gso_size 0 */
+	bad[n++] = hdr_tso(0x33, 1448);			    /* unknown type */
 	bad[n] = hdr_tso(VIRTIO_NET_HDR_GSO_TCPV4, 1448);
-	bad[n++].hdr.flags = 0;							/* GSO, no csum */
+	bad[n++].hdr.flags = 0;				    /* GSO without a partial csum */
 	bad[n] = hdr_none();
-	bad[n++].hdr.flags = VIRTIO_NET_HDR_F_DATA_VALID;			/* device's flag */
+	bad[n++].hdr.flags = VIRTIO_NET_HDR_F_DATA_VALID;   /* the device's flag */
 	bad[n] = hdr_tso(VIRTIO_NET_HDR_GSO_TCPV4, 1448);
-	bad[n++].hdr.csum_start = 1000;						/* past the end */
+	bad[n++].hdr.csum_start = 1000;			    /* past the end */
 	bad[n] = hdr_tso(VIRTIO_NET_HDR_GSO_TCPV4, 1448);
-	bad[n++].hdr.hdr_len = 2000;						/* past the end */
+	bad[n++].hdr.hdr_len = 2000;			    /* past the end */
 	for (unsigned int i = 0; i < n; i++)
 		tx_add(f, &bad[i], 500);
 	harness_kick(&f->h, TXQ);
