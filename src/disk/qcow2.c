@@ -22,6 +22,7 @@
 #include <zstd.h>
 
 #include "disk/qcow2_internal.h"
+#include "vmm/iov.h"
 
 #define FREES_WRITEBACK 4096 /* pending frees that trigger a write-back of their own */
 #define ZSTD_WINDOW_LOG_MAX 23
@@ -86,48 +87,6 @@ static uint64_t iov_total(const struct iovec *iov, int n)
 	for (int i = 0; i < n; i++)
 		total += iov[i].iov_len;
 	return total;
-}
-
-/* dst = the bytes [skip, skip + len) of src; returns the count of iovecs. */
-static int iov_slice(const struct iovec *src, int n, uint64_t skip, uint64_t len,
-		     struct iovec *dst)
-{
-	int out = 0;
-
-	for (int i = 0; i < n && len; i++) {
-		uint64_t l = src[i].iov_len;
-
-		if (skip >= l) {
-			skip -= l;
-			continue;
-		}
-		l -= skip;
-		if (l > len)
-			l = len;
-		dst[out].iov_base = (uint8_t *)src[i].iov_base + skip;
-		dst[out++].iov_len = l;
-		len -= l;
-		skip = 0;
-	}
-	return out;
-}
-
-static void iov_zero(const struct iovec *iov, int n, uint64_t skip, uint64_t len)
-{
-	for (int i = 0; i < n && len; i++) {
-		uint64_t l = iov[i].iov_len;
-
-		if (skip >= l) {
-			skip -= l;
-			continue;
-		}
-		l -= skip;
-		if (l > len)
-			l = len;
-		memset((uint8_t *)iov[i].iov_base + skip, 0, l);
-		len -= l;
-		skip = 0;
-	}
 }
 
 /* Copies between bytes [skip, skip + len) of iov and buf. */
@@ -249,10 +208,10 @@ static int read_backing(struct qcow2 *q, const struct iovec *iov, int n, uint64_
 
 	if (avail > len)
 		avail = len;
-	iov_zero(iov, n, avail, len - avail); /* past a shorter backing file: zeroes */
+	iov_zero(iov, (unsigned int)n, avail, len - avail); /* past a shorter backing file: zeroes */
 	if (avail == 0)
 		return 0;
-	k = iov_slice(iov, n, 0, avail, sub);
+	k = (int)iov_slice(iov, (unsigned int)n, 0, avail, sub, QCOW2_IOV_MAX);
 	if (b->qcow2) {
 		int ret;
 
@@ -265,7 +224,7 @@ static int read_backing(struct qcow2 *q, const struct iovec *iov, int n, uint64_
 
 	if (got < 0)
 		return (int)got;
-	iov_zero(sub, k, (uint64_t)got, avail - (uint64_t)got);
+	iov_zero(sub, (unsigned int)k, (uint64_t)got, avail - (uint64_t)got);
 	return 0;
 }
 
@@ -303,13 +262,13 @@ int qcow2_read_locked(struct qcow2 *q, const struct iovec *iov, int n, uint64_t 
 			run += len - pos - run < cs ? len - pos - run : cs;
 			k++;
 		}
-		nr = iov_slice(iov, n, pos, run, q->iov);
+		nr = (int)iov_slice(iov, (unsigned int)n, pos, run, q->iov, QCOW2_IOV_MAX);
 		switch (m.kind) {
 		case QCOW2_UNALLOCATED:
 			ret = read_backing(q, q->iov, nr, guest, run);
 			break;
 		case QCOW2_ZERO:
-			iov_zero(q->iov, nr, 0, run);
+			iov_zero(q->iov, (unsigned int)nr, 0, run);
 			break;
 		case QCOW2_NORMAL: {
 			ssize_t got = q->file->ops->readv(q->file, q->iov, nr, m.host + in);
@@ -317,7 +276,7 @@ int qcow2_read_locked(struct qcow2 *q, const struct iovec *iov, int n, uint64_t 
 			if (got < 0)
 				ret = (int)got;
 			else
-				iov_zero(q->iov, nr, (uint64_t)got, run - (uint64_t)got);
+				iov_zero(q->iov, (unsigned int)nr, (uint64_t)got, run - (uint64_t)got);
 			break;
 		}
 		case QCOW2_COMPRESSED:
@@ -435,7 +394,7 @@ static int write_locked(struct qcow2 *q, const struct iovec *iov, int n, uint64_
 			qcow2_cache_put(&q->l2_cache, t);
 			if (!in_place_ok(q, m.host + in, run))
 				return -EIO;
-			nr = iov_slice(iov, n, pos, run, q->iov);
+			nr = (int)iov_slice(iov, (unsigned int)n, pos, run, q->iov, QCOW2_IOV_MAX);
 			ret = writev_file(q, q->iov, nr, m.host + in, run, QCOW2_SYNC_DATA);
 			if (ret < 0)
 				return ret;
@@ -447,7 +406,7 @@ static int write_locked(struct qcow2 *q, const struct iovec *iov, int n, uint64_
 		fresh = host >= q->file_end && reads_zero_whole(q, guest - in, &m);
 		if (ret == 0 && iov && (chunk == cs || fresh)) {
 			/* Whole, or past the end of the file where the rest is zeroes already. */
-			nr = iov_slice(iov, n, pos, chunk, q->iov);
+			nr = (int)iov_slice(iov, (unsigned int)n, pos, chunk, q->iov, QCOW2_IOV_MAX);
 			ret = writev_file(q, q->iov, nr, host + in, chunk, QCOW2_SYNC_DATA);
 		} else if (ret == 0) {
 			if (chunk < cs)

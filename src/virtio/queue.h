@@ -20,6 +20,8 @@
 #include <stdint.h>
 #include <sys/uio.h>
 
+#include "vmm/iov.h"
+
 struct guest_mem;
 
 #define VIRTQ_MAX_SIZE 1024 /* largest queue a device offers: also caps a request's iovecs */
@@ -111,17 +113,5 @@ bool virtq_enable_notify(struct virtq *vq);
 
 /* Tells the driver not to notify while the device is busy popping. */
 void virtq_disable_notify(struct virtq *vq);
-
-/* Byte-wise access to a request's buffers, whatever their layout (§2.7.4.1). */
-size_t iov_read(const struct iovec *iov, unsigned int n, size_t offset, void *dst, size_t len);
-size_t iov_write(const struct iovec *iov, unsigned int n, size_t offset, const void *src,
-		 size_t len);
-
-/*
- * Makes dst[] the sub-range [offset, offset + len) of iov[]; returns how
- * many entries dst[] got (at most max).
- */
-unsigned int iov_slice(const struct iovec *iov, unsigned int n, size_t offset, size_t len,
-		       struct iovec *dst, unsigned int max);
 
 #endif
