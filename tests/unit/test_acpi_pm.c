@@ -13,24 +13,10 @@
 #include <cmocka.h>
 
 #include "devices/acpi_pm.h"
+#include "power_recorder.h"
 
 /* §4.8.3.8 sleep status register: WAK_STS in bit 7. */
 #define WAK_STS 0x80
-
-struct power_recorder {
-	int offs;
-	int resets;
-};
-
-static void record_power(void *opaque, enum power_request request)
-{
-	struct power_recorder *rec = opaque;
-
-	if (request == POWER_RESET)
-		rec->resets++;
-	else
-		rec->offs++;
-}
 
 struct harness {
 	struct power_recorder rec;

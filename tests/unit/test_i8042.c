@@ -11,21 +11,7 @@
 #include <cmocka.h>
 
 #include "devices/i8042.h"
-
-struct power_recorder {
-	int resets;
-	int offs;
-};
-
-static void record_power(void *opaque, enum power_request request)
-{
-	struct power_recorder *rec = opaque;
-
-	if (request == POWER_RESET)
-		rec->resets++;
-	else
-		rec->offs++;
-}
+#include "power_recorder.h"
 
 struct harness {
 	struct power_recorder rec;
