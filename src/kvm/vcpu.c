@@ -215,6 +215,22 @@ static enum vcpu_exit vcpu_system_event(struct vcpu *vcpu)
 	}
 }
 
+/*
+ * A triple fault resets an x86 machine, and Linux's reboot=t uses one on
+ * purpose, so it is a reset; but it is also how a guest dies of a broken
+ * exception path, so say where it happened.
+ */
+static void vcpu_note_triple_fault(struct vcpu *vcpu)
+{
+	struct kvm_regs r;
+
+	if (ioctl(vcpu->fd, KVM_GET_REGS, &r) < 0)
+		fprintf(stderr, "vireo: vCPU %u: triple fault: the guest resets\n", vcpu->id);
+	else
+		fprintf(stderr, "vireo: vCPU %u: triple fault at rip 0x%llx: the guest resets\n",
+			vcpu->id, (unsigned long long)r.rip);
+}
+
 /* One exit; returns -1 to keep running, else why the loop must end. */
 static int vcpu_handle_exit(struct vcpu *vcpu)
 {
@@ -232,6 +248,7 @@ static int vcpu_handle_exit(struct vcpu *vcpu)
 	case KVM_EXIT_INTR:
 		return -1;
 	case KVM_EXIT_SHUTDOWN:
+		vcpu_note_triple_fault(vcpu);
 		return VCPU_SHUTDOWN;
 	case KVM_EXIT_SYSTEM_EVENT:
 		return vcpu_system_event(vcpu);
