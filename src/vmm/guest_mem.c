@@ -1,5 +1,5 @@
 /*
- * Guest RAM: one memfd, mapped once, cut into regions around the device hole.
+ * Guest RAM: one anonymous mapping, cut into regions around the device hole.
  * See guest_mem.h for the rules every caller lives by.
  */
 #include "vmm/guest_mem.h"
@@ -14,7 +14,6 @@
 void guest_mem_init_empty(struct guest_mem *mem)
 {
 	memset(mem, 0, sizeof(*mem));
-	mem->memfd = -1;
 }
 
 int guest_mem_add_region(struct guest_mem *mem, uint64_t gpa, uint64_t size, void *host)
@@ -35,29 +34,27 @@ int guest_mem_add_region(struct guest_mem *mem, uint64_t gpa, uint64_t size, voi
 #define HUGE_PAGE_SIZE (2ULL << 20)
 
 /*
- * Maps fd at a 2 MiB-aligned address, so guest-physical huge pages line up
- * with host ones. MAP_NORESERVE: RAM is touched lazily; untouched costs nothing.
+ * Anonymous memory at a 2 MiB-aligned address, so guest-physical huge pages
+ * line up with host ones. Anonymous rather than a memfd: transparent huge
+ * pages reach it wherever THP is "madvise" or "always", while shmem's own
+ * switch (shmem_enabled) is "never" on stock kernels, which cost a guest
+ * tens of thousands of page-fault exits at boot. MAP_NORESERVE: RAM is
+ * touched lazily; untouched costs nothing.
  */
-static uint8_t *map_aligned(int fd, uint64_t size)
+static uint8_t *map_aligned(uint64_t size)
 {
-	uint8_t *area = mmap(NULL, size + HUGE_PAGE_SIZE, PROT_NONE,
+	uint8_t *area = mmap(NULL, size + HUGE_PAGE_SIZE, PROT_READ | PROT_WRITE,
 			     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	uint8_t *aligned, *ram;
+	uint8_t *aligned;
 
 	if (area == MAP_FAILED)
 		return NULL;
 	aligned = (uint8_t *)(((uintptr_t)area + HUGE_PAGE_SIZE - 1) & ~(HUGE_PAGE_SIZE - 1));
-	ram = mmap(aligned, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE | MAP_FIXED,
-		   fd, 0);
-	if (ram == MAP_FAILED) {
-		munmap(area, size + HUGE_PAGE_SIZE);
-		return NULL;
-	}
 	/* Give back the unused ends of the reservation. */
 	if (aligned > area)
 		munmap(area, (size_t)(aligned - area));
 	munmap(aligned + size, (size_t)(area + HUGE_PAGE_SIZE - aligned));
-	return ram;
+	return aligned;
 }
 
 int guest_mem_create(struct guest_mem *mem, uint64_t ram_size)
@@ -66,19 +63,13 @@ int guest_mem_create(struct guest_mem *mem, uint64_t ram_size)
 	int err;
 
 	guest_mem_init_empty(mem);
-	mem->memfd = memfd_create("vireo-guest-ram", MFD_CLOEXEC);
-	if (mem->memfd < 0)
-		return -errno;
-	if (ftruncate(mem->memfd, (off_t)ram_size) < 0)
-		goto fail_errno;
-	mem->mapping = map_aligned(mem->memfd, ram_size);
+	mem->mapping = map_aligned(ram_size);
 	if (!mem->mapping)
-		goto fail_errno;
-	/*
-	 * Huge pages save the guest tens of thousands of page-fault exits at
-	 * boot; shmem (memfd) gets them where the host's shmem_enabled allows.
-	 */
+		return -errno;
+	mem->mapping_size = ram_size;
 	madvise(mem->mapping, ram_size, MADV_HUGEPAGE);
+	/* A child process (none today) must not share or copy-on-write guest RAM. */
+	madvise(mem->mapping, ram_size, MADV_DONTFORK);
 	err = guest_mem_add_region(mem, 0, low, mem->mapping);
 	if (!err && ram_size > low)
 		err = guest_mem_add_region(mem, LAYOUT_HOLE_END, ram_size - low, mem->mapping + low);
@@ -87,19 +78,12 @@ int guest_mem_create(struct guest_mem *mem, uint64_t ram_size)
 		return err;
 	}
 	return 0;
-
-fail_errno:
-	err = -errno;
-	guest_mem_destroy(mem);
-	return err;
 }
 
 void guest_mem_destroy(struct guest_mem *mem)
 {
 	if (mem->mapping)
-		munmap(mem->mapping, mem->ram_size);
-	if (mem->memfd >= 0)
-		close(mem->memfd);
+		munmap(mem->mapping, mem->mapping_size);
 	guest_mem_init_empty(mem);
 }
 

@@ -1,7 +1,7 @@
 /*
  * Guest physical memory: the only way any part of Vireo touches guest RAM.
  *
- * RAM is one memfd mapped once; it is split into regions around the 32-bit
+ * RAM is one anonymous mapping; it is split into regions around the 32-bit
  * device hole (below 4 GiB) and each region becomes one KVM memory slot.
  * guest_mem_ptr() hands out a host pointer only for a range that lies whole
  * inside one region, so a device never does arithmetic on guest addresses.
@@ -24,8 +24,8 @@ struct guest_mem {
 	struct guest_mem_region regions[GUEST_MEM_MAX_REGIONS];
 	int nr_regions;
 	uint64_t ram_size; /* total bytes of RAM, all regions together */
-	int memfd;	   /* -1 when the regions were supplied by the caller */
-	uint8_t *mapping;  /* the whole memfd mapping, or NULL */
+	uint8_t *mapping;      /* guest_mem_create()'s mapping; NULL for caller-owned RAM */
+	uint64_t mapping_size; /* its length */
 };
 
 /* Allocates ram_size bytes of RAM laid out around the device hole below 4 GiB. */

@@ -458,7 +458,7 @@ static enum vm_exit vm_run_once(struct vm *vm)
 	int err;
 
 	atomic_store(&vm->stop_reason, VM_RUNNING);
-	vm->kvm.sys_fd = vm->kvm.vm_fd = vm->mem.memfd = vm->loop.epoll_fd = -1;
+	vm->kvm.sys_fd = vm->kvm.vm_fd = vm->loop.epoll_fd = -1;
 	vm->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	err = vm->stop_fd < 0 ? -errno : event_loop_init(&vm->loop);
 	if (!err)
