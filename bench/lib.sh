@@ -356,23 +356,6 @@ cpio_newc() {
 	(cd "$1" && find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet) >"$2"
 }
 
-# stage_program STAGE PATH: copy the host program PATH and its shared libraries into STAGE at
-# the places nested.sh's merged-/usr layout gives them.
-stage_program() {
-	local stage=$1 prog lib f
-	prog=$(readlink -f "$2")
-	f=$(l1_guest_path "$2")
-	mkdir -p "$stage/$(dirname "$f")"
-	cp -L "$prog" "$stage/$f"
-	ldd "$prog" 2>/dev/null | sed -n 's/.*=> \(\/[^ ]*\) .*/\1/p; s/^[[:space:]]*\(\/[^ ]*\) (0x.*/\1/p' |
-		while read -r lib; do
-			f=$(l1_guest_path "$lib")
-			[ -e "$stage/$f" ] && continue
-			mkdir -p "$stage/$(dirname "$f")"
-			cp -L "$lib" "$stage/$f"
-		done
-}
-
 # bench_overlay OUT HELPERS PAYLOAD: the archive that adds to L1's initramfs what the
 # benchmarks need besides Vireo and the kit: bash, QEMU with the firmware it loads for
 # microvm and pc, the helpers, the payload and this folder's scripts.
@@ -383,9 +366,9 @@ bench_overlay() {
 	cp "$bench_dir"/lib.sh "$bench_dir/$BENCH_NAME" "$stage/bench/"
 	cp "$helpers"/* "$stage/bench/bin/"
 	cp -r "$payload"/. "$stage/bench/payload/"
-	stage_program "$stage" "$(command -v bash)"
+	stage_program "$stage" "$(command -v bash)" "$(l1_guest_path "$(command -v bash)")"
 	qemu=$(command -v qemu-system-x86_64)
-	stage_program "$stage" "$qemu"
+	stage_program "$stage" "$qemu" "$(l1_guest_path "$qemu")"
 	# QEMU looks for its firmware beside itself: BINDIR/../share/qemu (and seabios).
 	share=$(dirname "$(readlink -f "$qemu")")/../share
 	for f in qemu/bios-microvm.bin qemu/qboot.rom qemu/linuxboot_dma.bin qemu/kvmvapic.bin \

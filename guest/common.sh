@@ -17,3 +17,18 @@ usr_path() {
 shared_libs() {
 	ldd "$1" 2>/dev/null | sed -n 's/.*=> \(\/[^ ]*\) .*/\1/p; s/^[[:space:]]*\(\/[^ ]*\) (0x.*/\1/p'
 }
+
+# stage_program ROOT PROGRAM DEST: copy PROGRAM (links followed) to ROOT/DEST and the shared
+# libraries it needs to their usr_path under ROOT, keeping any already there.
+stage_program() {
+	local root=$1 src=$2 dest=$3 lib f
+	mkdir -p "$root/$(dirname "$dest")"
+	rm -f "$root/$dest"
+	cp -L "$src" "$root/$dest"
+	shared_libs "$src" | while read -r lib; do
+		f=$(usr_path "$lib")
+		[ -e "$root/$f" ] && continue
+		mkdir -p "$root/$(dirname "$f")"
+		cp -L "$lib" "$root/$f"
+	done
+}

@@ -54,9 +54,10 @@ sh_quote() {
 l1_guest_path() { usr_path "$1"; }
 
 # l1_initramfs OUT KIT VIREO CONFIG [SCENARIO.sh...]: write L1's initramfs to OUT. CONFIG is
-# the text of /l1/config. The scenarios (and their runner) go under /tests/guest.
+# the text of /l1/config. The scenarios (and their runner) go under /tests/guest, with the
+# host programs their "# vireo-needs:" lines name.
 l1_initramfs() {
-	local out=$1 kit=$2 vireo=$3 config=$4 stage lib f
+	local out=$1 kit=$2 vireo=$3 config=$4 stage f prog
 	shift 4
 	stage=$(mktemp -d "${TMPDIR:-/tmp}/vireo-l1.XXXXXX") || return 1
 	mkdir -p "$stage/l1" "$stage/kit/modules" "$stage/opt/vireo" "$stage/tests/guest/scenarios"
@@ -66,15 +67,15 @@ l1_initramfs() {
 		ln "$kit/$f" "$stage/kit/$f" 2>/dev/null || cp "$kit/$f" "$stage/kit/$f"
 	done
 	cp "$kit"/modules/* "$stage/kit/modules/"
-	cp "$vireo" "$stage/opt/vireo/vireo"
-	shared_libs "$vireo" | while read -r lib; do
-		f=$(usr_path "$lib")
-		mkdir -p "$stage/$(dirname "$f")"
-		cp -L "$lib" "$stage/$f"
-	done
+	stage_program "$stage" "$vireo" opt/vireo/vireo
 	if [ $# -gt 0 ]; then
 		cp "$nested_dir/../tests/guest/run-scenarios" "$nested_dir/../tests/guest/lib.sh" "$stage/tests/guest/"
 		cp "$@" "$stage/tests/guest/scenarios/"
+		# Host programs a scenario runs besides Vireo ("# vireo-needs: qemu-img ...").
+		for prog in $(sed -n 's/^# vireo-needs: *//p' "$@" | tr ' ' '\n' | sort -u); do
+			f=$(command -v "$prog") || continue # the scenario says it is missing
+			stage_program "$stage" "$f" "$(usr_path "$f")"
+		done
 	fi
 	# The kernel unpacks concatenated archives in turn: the overlay (uncompressed, so L1 spends
 	# no emulated time on it) adds to the kit's initramfs. An uncompressed archive must start
