@@ -72,11 +72,15 @@ static void virtio_reset(struct virtio_device *vdev)
 	atomic_store(&vdev->interrupt_status, 0);
 }
 
-/* FEATURES_OK only for a subset of what was offered, with VERSION_1 (§2.2, §6.1). */
+/*
+ * FEATURES_OK only for a subset of what was offered, with VERSION_1 (§2.2,
+ * §6.1), that the device itself can work with (§3.1.1 step 5).
+ */
 static bool features_acceptable(const struct virtio_device *vdev)
 {
 	return !(vdev->driver_features & ~vdev->device_features) &&
-	       virtio_has_feature(vdev, VIRTIO_F_VERSION_1);
+	       virtio_has_feature(vdev, VIRTIO_F_VERSION_1) &&
+	       (!vdev->ops->features_ok || vdev->ops->features_ok(vdev));
 }
 
 static int virtio_start_queues(struct virtio_device *vdev)

@@ -38,6 +38,11 @@ struct virtio_device_ops {
 			     uint32_t size);
 	/* New buffers on queue q (I/O thread, vdev->lock held, driver running). */
 	void (*queue_notify)(struct virtio_device *vdev, unsigned int q);
+	/*
+	 * Optional: whether the device can work with the features the driver
+	 * accepted (already a subset of the offer); false refuses FEATURES_OK.
+	 */
+	bool (*features_ok)(const struct virtio_device *vdev);
 	/* Optional: the driver set DRIVER_OK; features and queues are final. */
 	int (*activate)(struct virtio_device *vdev);
 	/* Optional: forget all driver state; in-flight requests are finished or dropped. */

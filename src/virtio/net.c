@@ -62,7 +62,7 @@ struct virtio_net {
 	struct event_loop *loop;
 	char name[16];
 	struct virtio_net_config config;
-	uint64_t features; /* negotiated, with §5.1.3.1's dependencies enforced */
+	uint64_t features; /* negotiated (net_features_ok() held) */
 	bool active;	   /* DRIVER_OK and the device moves the frames itself */
 	bool be_dead;	   /* the backend failed for good: the link is down */
 	uint32_t watched;  /* events the loop watches on be->fd; 0: not watched */
@@ -533,18 +533,23 @@ static void net_vhost_stop(struct virtio_net *net, bool rewatch)
 
 /* --- device ------------------------------------------------------------------------ */
 
-/* §5.1.3.1: a feature whose prerequisite was not agreed counts as not agreed. */
-static uint64_t net_effective_features(uint64_t f)
+/*
+ * §5.1.3.1: each offload needs its prerequisite (TSO the matching checksum
+ * offload, ECN some TSO). A driver that accepts one without the other has
+ * misread the device, and gets no FEATURES_OK rather than a guess.
+ */
+static bool net_features_ok(const struct virtio_device *vdev)
 {
-	if (!(f & F(VIRTIO_NET_F_CSUM)))
-		f &= ~(F(VIRTIO_NET_F_HOST_TSO4) | F(VIRTIO_NET_F_HOST_TSO6));
-	if (!(f & (F(VIRTIO_NET_F_HOST_TSO4) | F(VIRTIO_NET_F_HOST_TSO6))))
-		f &= ~F(VIRTIO_NET_F_HOST_ECN);
-	if (!(f & F(VIRTIO_NET_F_GUEST_CSUM)))
-		f &= ~NET_GUEST_GSO;
-	if (!(f & NET_GUEST_GSO))
-		f &= ~F(VIRTIO_NET_F_GUEST_ECN);
-	return f;
+	uint64_t f = vdev->driver_features;
+	uint64_t host_tso = F(VIRTIO_NET_F_HOST_TSO4) | F(VIRTIO_NET_F_HOST_TSO6);
+
+	if ((f & host_tso) && !(f & F(VIRTIO_NET_F_CSUM)))
+		return false;
+	if ((f & F(VIRTIO_NET_F_HOST_ECN)) && !(f & host_tso))
+		return false;
+	if ((f & NET_GUEST_GSO) && !(f & F(VIRTIO_NET_F_GUEST_CSUM)))
+		return false;
+	return !(f & F(VIRTIO_NET_F_GUEST_ECN)) || (f & NET_GUEST_GSO);
 }
 
 static int net_activate(struct virtio_device *vdev)
@@ -552,7 +557,7 @@ static int net_activate(struct virtio_device *vdev)
 	struct virtio_net *net = vdev->priv;
 	int err;
 
-	net->features = net_effective_features(vdev->driver_features);
+	net->features = vdev->driver_features;
 	if (net->features & NET_GUEST_GSO)
 		net->rx_max = NET_MAX_FRAME;
 	else
@@ -607,6 +612,7 @@ static const struct virtio_device_ops net_ops = {
 	.config_size = sizeof(struct virtio_net_config),
 	.config_read = net_config_read,
 	.queue_notify = net_queue_notify,
+	.features_ok = net_features_ok,
 	.activate = net_activate,
 	.reset = net_reset,
 };
