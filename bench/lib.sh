@@ -3,7 +3,8 @@
 #
 # A benchmark script defines BENCH_NAME, BENCH_DEFAULT_RUNS, BENCH_L1_DISK (the size of L1's
 # scratch disk, 0 for none), bench_l1_limit RUNS (seconds L1 may take), bench_usage (its help text),
-# bench_payload DIR (host side: put what its guests need into DIR), bench_here (the runs:
+# bench_payload DIR HELPERS (host side: put what its guests need into DIR; HELPERS holds the
+# programs bench_helpers built), bench_here (the runs:
 # prints records) and bench_report FILE (the table from the records), then calls
 # bench_main "$@".
 #
@@ -56,17 +57,18 @@ bench_urlenc() {
 
 # --- the virtual machines -------------------------------------------------------------------
 
-# vmm_argv VMM KERNEL INITRAMFS CMDLINE [DISK]: sets VMM_ARGV to the command line that boots
-# KERNEL with INITRAMFS and CMDLINE (less pci=off for qemu-pc), 1 vCPU and BENCH_MEM_MB of
-# RAM, under VMM: vireo, qemu-microvm or qemu-pc. DISK (a raw image) becomes the guest's /dev/vda, write-back cached
-# by the host page cache under both VMMs (virtio-blk over virtio-mmio).
+# vmm_argv VMM KERNEL INITRAMFS CMDLINE [DISK [FORMAT]]: sets VMM_ARGV to the command line that
+# boots KERNEL with INITRAMFS and CMDLINE (less pci=off for qemu-pc), 1 vCPU and BENCH_MEM_MB
+# of RAM, under VMM: vireo, qemu-microvm or qemu-pc. DISK (an image in FORMAT, raw or qcow2;
+# default raw) becomes the guest's /dev/vda, write-back cached by the host page cache under
+# both VMMs (virtio-blk over virtio-mmio).
 vmm_argv() {
-	local vmm=$1 kernel=$2 initramfs=$3 cmdline=$4 disk=${5:-}
+	local vmm=$1 kernel=$2 initramfs=$3 cmdline=$4 disk=${5:-} format=${6:-raw}
 	case $vmm in
 	vireo)
 		VMM_ARGV=("$BENCH_VIREO" run --kernel "$kernel" --initramfs "$initramfs"
 			--cmdline "$cmdline" --memory "${BENCH_MEM_MB}M" --cpus 1)
-		[ -z "$disk" ] || VMM_ARGV+=(--disk "path=$disk,cache=writeback")
+		[ -z "$disk" ] || VMM_ARGV+=(--disk "path=$disk,format=$format,cache=writeback")
 		;;
 	qemu-microvm | qemu-pc)
 		VMM_ARGV=("$BENCH_QEMU" -accel kvm)
@@ -81,7 +83,7 @@ vmm_argv() {
 		fi
 		VMM_ARGV+=(-cpu host -m "${BENCH_MEM_MB}M" -smp 1 -nodefaults -no-user-config
 			-nographic -serial stdio -kernel "$kernel" -initrd "$initramfs" -append "$cmdline")
-		[ -z "$disk" ] || VMM_ARGV+=(-drive "file=$disk,if=none,id=d0,format=raw,cache=writeback"
+		[ -z "$disk" ] || VMM_ARGV+=(-drive "file=$disk,if=none,id=d0,format=$format,cache=writeback"
 			-device virtio-blk-device,drive=d0)
 		;;
 	*) bench_die "unknown VMM '$vmm'" ;;
@@ -135,8 +137,8 @@ counters_kv() {
 }
 
 # vmm_memory PID [TOPFILE]: the VMM's own memory from /proc/PID/smaps, guest RAM left out.
-# Guest RAM is Vireo's memfd ("vireo-guest-ram") and, for QEMU, the anonymous mapping of
-# exactly the guest's RAM size. Sets MEM_KB to what the VMM itself allocated and wrote: the
+# Guest RAM is the anonymous mapping of exactly the guest's RAM size, under Vireo and QEMU
+# alike. Sets MEM_KB to what the VMM itself allocated and wrote: the
 # anonymous pages of every other mapping (heap, stacks, anonymous mmaps, data pages it wrote
 # in its binary and libraries, firmware and device state) plus the dirty pages of any other
 # memfd; RAM_KB to the resident guest RAM, for reference; DIRTY_KB to Private_Dirty +
@@ -150,9 +152,9 @@ vmm_memory() {
 	local out
 	out=$(awk -v ram=$((BENCH_MEM_MB * 1024)) -v top="${2:-}" '
 		/^[0-9a-f]+-[0-9a-f]+ / {
-			isram = index($0, "vireo-guest-ram") > 0
+			isram = 0
 			anon = (NF == 5)
-			memfd = !isram && index($6, "/memfd:") == 1
+			memfd = index($6, "/memfd:") == 1
 			name = anon ? "[anon]" : $6
 			next
 		}
@@ -341,7 +343,7 @@ bench_direct_setup() {
 		say "# no readable /sys/kernel/debug/kvm (run as root): exit counts will be n/a"
 }
 
-# bench_helpers DIR: build firstrun.so and the static randread into DIR.
+# bench_helpers DIR: build firstrun.so and the static randread and tcprr into DIR.
 bench_helpers() {
 	local dir=$1 cc=${CC:-cc}
 	mkdir -p "$dir"
@@ -349,6 +351,8 @@ bench_helpers() {
 		bench_die "cannot build bench/firstrun.c"
 	"$cc" -O2 -Wall -static -pthread -o "$dir/randread" "$bench_dir/randread.c" ||
 		bench_die "cannot build bench/randread.c (a static build needs libc6-dev)"
+	"$cc" -O2 -Wall -static -pthread -o "$dir/tcprr" "$bench_dir/tcprr.c" ||
+		bench_die "cannot build bench/tcprr.c (a static build needs libc6-dev)"
 }
 
 # cpio_newc DIR OUT: DIR's content as a newc archive (owned by root).
@@ -369,6 +373,9 @@ bench_overlay() {
 	stage_program "$stage" "$(command -v bash)" "$(l1_guest_path "$(command -v bash)")"
 	qemu=$(command -v qemu-system-x86_64)
 	stage_program "$stage" "$qemu" "$(l1_guest_path "$qemu")"
+	if command -v qemu-img >/dev/null; then # for qcow2 images (bench/blk --images)
+		stage_program "$stage" "$(command -v qemu-img)" "$(l1_guest_path "$(command -v qemu-img)")"
+	fi
 	# QEMU looks for its firmware beside itself: BINDIR/../share/qemu (and seabios).
 	share=$(dirname "$(readlink -f "$qemu")")/../share
 	for f in qemu/bios-microvm.bin qemu/qboot.rom qemu/linuxboot_dma.bin qemu/kvmvapic.bin \
@@ -437,8 +444,10 @@ bench_cpu() {
 #   --runs N   runs per VMM (default BENCH_DEFAULT_RUNS)
 #   --keep     keep the work directory (logs, L1 console)
 #   --l1       (internal) run here, inside the nested machine
+# A script may take options of its own, each with a value: it defines bench_option NAME VALUE,
+# which returns 0 if it took the option (and sets what it means), else 1.
 bench_main() {
-	local runs=$BENCH_DEFAULT_RUNS where=host keep=0 rc
+	local runs=$BENCH_DEFAULT_RUNS where=host keep=0 rc extra=()
 	while [ $# -gt 0 ]; do
 		case $1 in
 		--runs)
@@ -453,7 +462,19 @@ bench_main() {
 		--keep) keep=1 ;;
 		--l1) where=l1 ;;
 		-h | --help) bench_usage; exit 0 ;;
-		*) bench_usage >&2; exit 1 ;;
+		*)
+			# A script's own options take a value each ("--name=value" or "--name value").
+			if [ "$(type -t bench_option)" = function ] && [ $# -ge 2 ] && bench_option "$1" "$2"; then
+				extra+=("$1" "$2")
+				shift
+			elif [ "$(type -t bench_option)" = function ] && [[ $1 == --*=* ]] &&
+				bench_option "${1%%=*}" "${1#*=}"; then
+				extra+=("${1%%=*}" "${1#*=}")
+			else
+				bench_usage >&2
+				exit 1
+			fi
+			;;
 		esac
 		shift
 	done
@@ -494,7 +515,7 @@ bench_main() {
 		bench_here
 		say "# done"
 	else
-		bench_nested "$(bench_l1_limit "$runs")" --runs "$runs"
+		bench_nested "$(bench_l1_limit "$runs")" --runs "$runs" "${extra[@]}"
 	fi | tee "$work/output" | grep --line-buffered -v '^[RL] '
 	grep '^R ' "$work/output" >"$work/records"
 	echo
