@@ -42,29 +42,31 @@ expect_qemu_img_agrees() {
 	fi
 }
 
+# qcow2_boot NAME IMAGE SHA_TEST GUEST_CMD [VIREO_ARG...]: boot with IMAGE as vda, the pattern
+# as vdb and a fresh raw reference as vdc; GUEST_CMD prints the pattern file's VIREO-SHA line
+# (checked as SHA_TEST) and ends with $copy_disk. Then qemu-img must agree with the guest.
+qcow2_boot() {
+	_name=$1 _image=$2 _sha_test=$3 _guest=$4
+	shift 4
+	rm -f "ref-$_name.img"
+	truncate -s 64M "ref-$_name.img"
+	vm_run "$_name" $KIT_ARGS --cmdline "$(guest_cmdline "$_guest")" --disk "path=$_image" \
+		--disk path=pattern.img,readonly=on --disk "path=ref-$_name.img" "$@"
+	expect_exit "qcow2-$_name-guest-powers-off" 0
+	expect_console "$_sha_test" "^VIREO-SHA $want "
+	expect_console "qcow2-$_name-guest-copies-disk" '^VIREO-COPIED$'
+	expect_qemu_img_agrees "qcow2-$_name" "$_image" "ref-$_name.img"
+}
+
 # Boot 1: a fresh image (version 3, 64 KiB clusters); mkfs.ext4 discards the whole disk first.
 qemu-img create -q -f qcow2 base.qcow2 64M
-truncate -s 64M ref-base.img
-guest="mkfs.ext4 -q -F /dev/vda && mount /dev/vda /mnt && dd if=/dev/vdb of=/mnt/pattern bs=1M 2>/dev/null && dd if=/dev/vdb of=/mnt/scratch bs=1M count=8 2>/dev/null && sync && rm /mnt/scratch && fstrim /mnt && echo VIREO-SHA \$(sha256sum /mnt/pattern) && $copy_disk"
-vm_run fresh $KIT_ARGS --cmdline "$(guest_cmdline "$guest")" --disk path=base.qcow2 \
-	--disk path=pattern.img,readonly=on --disk path=ref-base.img
-expect_exit qcow2-fresh-guest-powers-off 0
-expect_console qcow2-fresh-guest-writes-file "^VIREO-SHA $want "
-expect_console qcow2-fresh-guest-copies-disk '^VIREO-COPIED$'
-expect_qemu_img_agrees qcow2-fresh base.qcow2 ref-base.img
+qcow2_boot fresh base.qcow2 qcow2-fresh-guest-writes-file "mkfs.ext4 -q -F /dev/vda && mount /dev/vda /mnt && dd if=/dev/vdb of=/mnt/pattern bs=1M 2>/dev/null && dd if=/dev/vdb of=/mnt/scratch bs=1M count=8 2>/dev/null && sync && rm /mnt/scratch && fstrim /mnt && echo VIREO-SHA \$(sha256sum /mnt/pattern) && $copy_disk"
 base_sum=$(sha256sum base.qcow2 | cut -d' ' -f1)
 
 # Boot 2: a thin clone (backing file named relative to the clone). The guest reads the file
 # through the backing chain, rewrites its first MiB in place and adds a new one.
 qemu-img create -q -f qcow2 -b base.qcow2 -F qcow2 clone.qcow2
-truncate -s 64M ref-clone.img
-guest="mount /dev/vda /mnt && echo VIREO-SHA \$(sha256sum /mnt/pattern) && dd if=/dev/urandom of=/mnt/pattern bs=1M count=1 conv=notrunc 2>/dev/null && dd if=/dev/vdb of=/mnt/copy bs=1M 2>/dev/null && sync && $copy_disk"
-vm_run clone $KIT_ARGS --cmdline "$(guest_cmdline "$guest")" --disk path=clone.qcow2 \
-	--disk path=pattern.img,readonly=on --disk path=ref-clone.img
-expect_exit qcow2-clone-guest-powers-off 0
-expect_console qcow2-clone-reads-through-backing "^VIREO-SHA $want "
-expect_console qcow2-clone-guest-copies-disk '^VIREO-COPIED$'
-expect_qemu_img_agrees qcow2-clone clone.qcow2 ref-clone.img
+qcow2_boot clone clone.qcow2 qcow2-clone-reads-through-backing "mount /dev/vda /mnt && echo VIREO-SHA \$(sha256sum /mnt/pattern) && dd if=/dev/urandom of=/mnt/pattern bs=1M count=1 conv=notrunc 2>/dev/null && dd if=/dev/vdb of=/mnt/copy bs=1M 2>/dev/null && sync && $copy_disk"
 if [ "$(sha256sum base.qcow2 | cut -d' ' -f1)" = "$base_sum" ]; then
 	pass qcow2-clone-leaves-base-alone
 else
@@ -74,13 +76,6 @@ fi
 # Boot 3: a compressed version 2 (compat=0.10) copy of the base. Reads inflate clusters;
 # writes over them allocate normal ones. The base, given as format=raw, shows its header.
 qemu-img convert -q -c -f qcow2 -O qcow2 -o compat=0.10 base.qcow2 packed.qcow2
-truncate -s 64M ref-packed.img
-guest="echo VIREO-MAGIC \$(head -c 3 /dev/vdd) && mount /dev/vda /mnt && echo VIREO-SHA \$(sha256sum /mnt/pattern) && dd if=/dev/vdb of=/mnt/pattern bs=1M count=2 conv=notrunc 2>/dev/null && sync && $copy_disk"
-vm_run packed $KIT_ARGS --cmdline "$(guest_cmdline "$guest")" --disk path=packed.qcow2 \
-	--disk path=pattern.img,readonly=on --disk path=ref-packed.img \
+qcow2_boot packed packed.qcow2 qcow2-packed-reads-compressed "echo VIREO-MAGIC \$(head -c 3 /dev/vdd) && mount /dev/vda /mnt && echo VIREO-SHA \$(sha256sum /mnt/pattern) && dd if=/dev/vdb of=/mnt/pattern bs=1M count=2 conv=notrunc 2>/dev/null && sync && $copy_disk" \
 	--disk path=base.qcow2,format=raw,readonly=on
-expect_exit qcow2-packed-guest-powers-off 0
-expect_console qcow2-packed-reads-compressed "^VIREO-SHA $want "
 expect_console qcow2-format-raw-not-guessed '^VIREO-MAGIC QFI'
-expect_console qcow2-packed-guest-copies-disk '^VIREO-COPIED$'
-expect_qemu_img_agrees qcow2-packed packed.qcow2 ref-packed.img
