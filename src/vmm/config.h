@@ -43,6 +43,7 @@ struct vm_config {
 	const char *cmdline;
 	unsigned int nr_cpus;
 	uint64_t memory;
+	bool memory_shared; /* RAM in a memfd another process can map (--memory SIZE,shared=on) */
 	enum serial_mode serial;
 	const char *serial_path; /* SERIAL_FILE only */
 	enum reboot_action reboot;

@@ -65,15 +65,6 @@ int options_parse_size(const char *text, uint64_t *bytes)
 	return 0;
 }
 
-static int parse_memory(const char *arg, struct vm_config *cfg, char *err, size_t err_len)
-{
-	if (options_parse_size(arg, &cfg->memory) < 0)
-		return fail(err, err_len, "--memory '%s' is not a size (try 512M or 2G)", arg);
-	if (cfg->memory < CONFIG_MIN_MEMORY || cfg->memory > CONFIG_MAX_MEMORY)
-		return fail(err, err_len, "--memory %s is out of range (%llu MiB to %llu GiB)", arg,
-			    CONFIG_MIN_MEMORY >> 20, CONFIG_MAX_MEMORY >> 30);
-	return 0;
-}
 
 static int parse_cpus(const char *arg, struct vm_config *cfg, char *err, size_t err_len)
 {
@@ -145,15 +136,37 @@ static char *next_pair(char **cursor, char **value)
 	return pair;
 }
 
-static int parse_on_off(const char *key, const char *value, bool *out, char *err,
-			size_t err_len)
+static int parse_on_off(const char *option, const char *key, const char *value, bool *out,
+			char *err, size_t err_len)
 {
 	if (value && strcmp(value, "on") == 0)
 		*out = true;
 	else if (value && strcmp(value, "off") == 0)
 		*out = false;
 	else
-		return fail(err, err_len, "--disk %s=%s: use on or off", key, value ? value : "");
+		return fail(err, err_len, "%s %s=%s: use on or off", option, key,
+			    value ? value : "");
+	return 0;
+}
+
+/* --memory SIZE[,shared=on|off] */
+static int parse_memory(char *arg, struct vm_config *cfg, char *err, size_t err_len)
+{
+	char *cursor = strchr(arg, ','), *key, *value;
+
+	if (cursor)
+		*cursor++ = '\0';
+	if (options_parse_size(arg, &cfg->memory) < 0)
+		return fail(err, err_len, "--memory '%s' is not a size (try 512M or 2G)", arg);
+	if (cfg->memory < CONFIG_MIN_MEMORY || cfg->memory > CONFIG_MAX_MEMORY)
+		return fail(err, err_len, "--memory %s is out of range (%llu MiB to %llu GiB)", arg,
+			    CONFIG_MIN_MEMORY >> 20, CONFIG_MAX_MEMORY >> 30);
+	while ((key = next_pair(&cursor, &value)) != NULL) {
+		if (strcmp(key, "shared") != 0)
+			return fail(err, err_len, "--memory: unknown option '%s' (known: shared)", key);
+		if (parse_on_off("--memory", key, value, &cfg->memory_shared, err, err_len) < 0)
+			return -EINVAL;
+	}
 	return 0;
 }
 
@@ -161,7 +174,7 @@ static int parse_disk_pair(struct disk_config *disk, const char *key, const char
 			   char *err, size_t err_len)
 {
 	if (strcmp(key, "readonly") == 0)
-		return parse_on_off(key, value, &disk->readonly, err, err_len);
+		return parse_on_off("--disk", key, value, &disk->readonly, err, err_len);
 	if (!value || !*value)
 		return fail(err, err_len, "--disk: '%s' needs a value (%s=...)", key, key);
 	if (strcmp(key, "path") == 0) {
@@ -393,7 +406,10 @@ void options_print_help(void)
 	       "  -i, --initramfs PATH    initramfs (cpio, optionally compressed) loaded beside it\n"
 	       "  -c, --cmdline TEXT      kernel command line (default: console=ttyS0)\n"
 	       "  -p, --cpus N            virtual CPUs, 1 to %d and at most KVM's limit (default %d)\n"
-	       "  -m, --memory SIZE       guest RAM: 512M, 2G, ... plain numbers are MiB (default 512M)\n"
+	       "  -m, --memory SIZE[,shared=on]\n"
+	       "                          guest RAM: 512M, 2G, ... plain numbers are MiB (default 512M);\n"
+	       "                          shared=on puts it in a memfd other processes can map\n"
+	       "                          (default off: anonymous memory, with transparent huge pages)\n"
 	       "      --serial MODE       where the serial console (COM1, ttyS0) goes:\n"
 	       "                          stdio (default), file=PATH, off\n"
 	       "      --reboot ACTION     when the guest reboots: exit (default, status 2) or restart\n"

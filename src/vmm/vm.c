@@ -348,7 +348,8 @@ static int vm_build(struct vm *vm, const char **why)
 		*why = "--cpus is more than this host's KVM allows";
 		return -EINVAL;
 	}
-	err = guest_mem_create(&vm->mem, vm->cfg->memory);
+	err = vm->cfg->memory_shared ? guest_mem_create_shared(&vm->mem, vm->cfg->memory)
+				     : guest_mem_create(&vm->mem, vm->cfg->memory);
 	if (!err)
 		err = kvm_map_guest_mem(&vm->kvm, &vm->mem);
 	if (err) {
@@ -459,6 +460,7 @@ static enum vm_exit vm_run_once(struct vm *vm)
 
 	atomic_store(&vm->stop_reason, VM_RUNNING);
 	vm->kvm.sys_fd = vm->kvm.vm_fd = vm->loop.epoll_fd = -1;
+	guest_mem_init_empty(&vm->mem);
 	vm->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	err = vm->stop_fd < 0 ? -errno : event_loop_init(&vm->loop);
 	if (!err)

@@ -6,6 +6,7 @@
  * 5 GiB costs nothing until touched.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -129,6 +130,7 @@ static void test_guest_mem_add_region_rejects_empty_overflowing_and_too_many(voi
 
 	guest_mem_init_empty(&mem);
 	assert_null(mem.mapping);
+	assert_int_equal(mem.memfd, -1);
 	assert_int_equal(mem.nr_regions, 0);
 	assert_null(guest_mem_ptr(&mem, 0, 0));
 	assert_int_equal(guest_mem_add_region(&mem, 0, 0, buf), -EINVAL);
@@ -266,6 +268,26 @@ static void test_guest_mem_create_writes_land_in_the_mapping(void **state)
 	guest_mem_destroy(&mem);
 }
 
+static void test_guest_mem_create_shared_is_a_memfd_with_the_ram(void **state)
+{
+	struct guest_mem mem;
+	const uint32_t magic = 0x5eed1e55;
+	uint32_t back = 0;
+	int fd;
+
+	assert_int_equal(guest_mem_create_shared(&mem, 5 * GiB), 0);
+	assert_true(mem.memfd >= 0);
+	assert_int_equal((uintptr_t)mem.mapping % (2 * 1024 * 1024), 0);
+	/* Another process mapping the fd sees what the guest wrote, at the same offsets. */
+	assert_int_equal(guest_mem_write(&mem, LAYOUT_HOLE_END + 0x1000, &magic, 4), 0);
+	assert_int_equal(pread(mem.memfd, &back, 4, (off_t)(LAYOUT_HOLE_START + 0x1000)), 4);
+	assert_int_equal(back, magic);
+	fd = mem.memfd;
+	guest_mem_destroy(&mem);
+	assert_int_equal(fcntl(fd, F_GETFD), -1); /* closed */
+	assert_int_equal(mem.memfd, -1);
+}
+
 static void test_guest_mem_destroy_unmaps_and_empties(void **state)
 {
 	struct guest_mem mem;
@@ -310,6 +332,7 @@ int main(void)
 		cmocka_unit_test(test_guest_mem_create_5g_continues_at_4g),
 		cmocka_unit_test(test_guest_mem_rejects_range_straddling_hole),
 		cmocka_unit_test(test_guest_mem_create_writes_land_in_the_mapping),
+		cmocka_unit_test(test_guest_mem_create_shared_is_a_memfd_with_the_ram),
 		cmocka_unit_test(test_guest_mem_destroy_unmaps_and_empties),
 	};
 

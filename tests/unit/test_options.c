@@ -256,6 +256,31 @@ static void test_options_rejects_memory_out_of_range(void **state)
 	assert_rejected(&p, "--memory");
 }
 
+/* ",shared=" makes --memory edit its argument in place too. */
+static void test_options_memory_shared(void **state)
+{
+	char shared[] = "2G,shared=on", unshared[] = "1G,shared=off", maybe[] = "1G,shared=maybe";
+	char huge[] = "1G,hugepages=on", bad_size[] = "lots,shared=on";
+	struct parsed p = PARSE("run", "-k", "k");
+
+	assert_false(p.cfg.memory_shared);
+	p = PARSE("run", "-k", "k", "--memory", shared);
+	assert_int_equal(p.rc, 0);
+	assert_int_equal(p.cfg.memory, 2 * GiB);
+	assert_true(p.cfg.memory_shared);
+	p = PARSE("run", "-k", "k", "-m", unshared);
+	assert_int_equal(p.rc, 0);
+	assert_int_equal(p.cfg.memory, 1 * GiB);
+	assert_false(p.cfg.memory_shared);
+
+	p = PARSE("run", "-k", "k", "--memory", maybe);
+	assert_rejected(&p, "--memory shared=maybe");
+	p = PARSE("run", "-k", "k", "--memory", huge);
+	assert_rejected(&p, "hugepages");
+	p = PARSE("run", "-k", "k", "--memory", bad_size);
+	assert_rejected(&p, "lots");
+}
+
 static void test_options_accepts_memory_at_its_limits(void **state)
 {
 	struct parsed p = PARSE("run", "--kernel", "k", "--memory", "32M");
@@ -465,6 +490,7 @@ int main(void)
 		cmocka_unit_test(test_options_parse_size_units),
 		cmocka_unit_test(test_options_parse_size_rejects_garbage),
 		cmocka_unit_test(test_options_rejects_memory_out_of_range),
+		cmocka_unit_test(test_options_memory_shared),
 		cmocka_unit_test(test_options_accepts_memory_at_its_limits),
 		cmocka_unit_test(test_options_rejects_bad_cpus),
 		cmocka_unit_test(test_options_accepts_cpus_at_its_limits),
