@@ -10,21 +10,11 @@
  * unknown fields, compatible bits and header extensions stay byte for byte.
  */
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "disk/qcow2_internal.h"
-
-static int bad(char *err, size_t err_len, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(err, err_len, fmt, ap);
-	va_end(ap);
-	return -EINVAL;
-}
+#include "vmm/errmsg.h"
 
 /* Is [offset, offset + len) inside the file, without overflow? */
 static bool in_file(const struct qcow2 *q, uint64_t offset, uint64_t len)
@@ -77,7 +67,8 @@ static int check_incompatible(const struct qcow2 *q, char *err, size_t err_len)
 			used = sizeof(names) - 1;
 		count++;
 	}
-	return bad(err, err_len, "unknown incompatible feature%s %s", count > 1 ? "s" : "", names);
+	return errmsg(err, err_len, "unknown incompatible feature%s %s", count > 1 ? "s" : "",
+		      names);
 }
 
 static int read_extensions(struct qcow2 *q, const uint8_t *hdr, uint64_t start, uint64_t end,
@@ -92,12 +83,15 @@ static int read_extensions(struct qcow2 *q, const uint8_t *hdr, uint64_t start, 
 		if (type == QCOW2_EXT_END)
 			break;
 		if (len > end - pos - 8)
-			return bad(err, err_len, "header extension 0x%08x is longer than the space "
-				   "for it", type);
+			return errmsg(err, err_len,
+				      "header extension 0x%08x is longer than the space "
+				      "for it",
+				      type);
 		if (type == QCOW2_EXT_BACKING_FORMAT) {
 			if (len >= sizeof(q->backing_format))
-				return bad(err, err_len, "the backing file format name is too "
-					   "long");
+				return errmsg(err, err_len,
+					      "the backing file format name is too "
+					      "long");
 			memcpy(q->backing_format, data, len);
 			q->backing_format[len] = '\0';
 		} else if (type == QCOW2_EXT_FEATURE_NAMES) {
@@ -129,13 +123,15 @@ static int read_compression_type(struct qcow2 *q, const uint8_t *hdr, char *err,
 
 	if (!(q->incompatible & QCOW2_INCOMPAT_COMPRESSION)) {
 		if (type != 0)
-			return bad(err, err_len, "compression type %u is set without its "
-				   "incompatible feature bit", type);
+			return errmsg(err, err_len,
+				      "compression type %u is set without its "
+				      "incompatible feature bit",
+				      type);
 		q->compression_type = QCOW2_COMPRESSION_ZLIB;
 		return 0;
 	}
 	if (type != QCOW2_COMPRESSION_ZSTD)
-		return bad(err, err_len, "unknown compression type %u", type);
+		return errmsg(err, err_len, "unknown compression type %u", type);
 	q->compression_type = QCOW2_COMPRESSION_ZSTD;
 	return 0;
 }
@@ -146,12 +142,12 @@ static int read_backing_name(struct qcow2 *q, const uint8_t *hdr, uint64_t offse
 	if (offset == 0 || len == 0)
 		return 0;
 	if (len > QCOW2_MAX_BACKING_NAME)
-		return bad(err, err_len, "the backing file name is longer than %d bytes",
-			   QCOW2_MAX_BACKING_NAME);
+		return errmsg(err, err_len, "the backing file name is longer than %d bytes",
+			      QCOW2_MAX_BACKING_NAME);
 	if (offset > q->cluster_size || len > q->cluster_size - offset)
-		return bad(err, err_len, "the backing file name lies outside the first cluster");
+		return errmsg(err, err_len, "the backing file name lies outside the first cluster");
 	if (memchr(hdr + offset, '\0', len))
-		return bad(err, err_len, "the backing file name holds a NUL byte");
+		return errmsg(err, err_len, "the backing file name holds a NUL byte");
 	q->backing_name = malloc(len + 1);
 	if (!q->backing_name)
 		return -ENOMEM;
@@ -168,33 +164,39 @@ static int read_tables(struct qcow2 *q, const uint8_t *hdr, char *err, size_t er
 	uint64_t rt_bytes;
 
 	if (q->l1_size < need)
-		return bad(err, err_len, "the L1 table (%u entries) is too small for the virtual "
-			   "size", q->l1_size);
+		return errmsg(err, err_len,
+			      "the L1 table (%u entries) is too small for the virtual "
+			      "size",
+			      q->l1_size);
 	if (l1_bytes > QCOW2_MAX_L1_BYTES)
-		return bad(err, err_len, "the L1 table (%u entries) is larger than %llu MiB",
-			   q->l1_size, QCOW2_MAX_L1_BYTES >> 20);
+		return errmsg(err, err_len, "the L1 table (%u entries) is larger than %llu MiB",
+			      q->l1_size, QCOW2_MAX_L1_BYTES >> 20);
 	if (q->l1_size && (q->l1_offset == 0 || q->l1_offset & (q->cluster_size - 1) ||
 			   !in_file(q, q->l1_offset, l1_bytes)))
-		return bad(err, err_len, "the L1 table offset 0x%llx is unaligned or outside the "
-			   "file", (unsigned long long)q->l1_offset);
+		return errmsg(err, err_len,
+			      "the L1 table offset 0x%llx is unaligned or outside the "
+			      "file",
+			      (unsigned long long)q->l1_offset);
 	if (q->reftable_clusters == 0 ||
 	    (uint64_t)q->reftable_clusters * q->cluster_size > QCOW2_MAX_REFTABLE_BYTES)
-		return bad(err, err_len, "the refcount table size (%u clusters) is out of range",
-			   q->reftable_clusters);
+		return errmsg(err, err_len, "the refcount table size (%u clusters) is out of range",
+			      q->reftable_clusters);
 	rt_bytes = (uint64_t)q->reftable_clusters * q->cluster_size;
 	if (q->reftable_offset == 0 || q->reftable_offset & (q->cluster_size - 1) ||
 	    !in_file(q, q->reftable_offset, rt_bytes))
-		return bad(err, err_len, "the refcount table offset 0x%llx is unaligned or outside "
-			   "the file", (unsigned long long)q->reftable_offset);
+		return errmsg(err, err_len,
+			      "the refcount table offset 0x%llx is unaligned or outside "
+			      "the file",
+			      (unsigned long long)q->reftable_offset);
 	q->l1 = calloc(q->l1_size ? q->l1_size : 1, 8);
 	q->reftable = malloc(rt_bytes);
 	if (!q->l1 || !q->reftable)
 		return -ENOMEM;
 	q->reftable_entries = rt_bytes / 8;
 	if (q->l1_size && qcow2_read_file(q, q->l1, l1_bytes, q->l1_offset) < 0)
-		return bad(err, err_len, "cannot read the L1 table");
+		return errmsg(err, err_len, "cannot read the L1 table");
 	if (qcow2_read_file(q, q->reftable, rt_bytes, q->reftable_offset) < 0)
-		return bad(err, err_len, "cannot read the refcount table");
+		return errmsg(err, err_len, "cannot read the refcount table");
 	(void)hdr;
 	return 0;
 }
@@ -209,19 +211,21 @@ int qcow2_read_header(struct qcow2 *q, char *err, size_t err_len)
 
 	ret = q->file->ops->size(q->file, &q->file_end);
 	if (ret < 0)
-		return bad(err, err_len, "%s", strerror(-ret));
+		return errmsg(err, err_len, "%s", strerror(-ret));
 	if (qcow2_read_file(q, first, sizeof(first), 0) < 0)
-		return bad(err, err_len, "cannot read the header");
+		return errmsg(err, err_len, "cannot read the header");
 	if (qcow2_get32(first) != QCOW2_MAGIC)
-		return bad(err, err_len, "not a qcow2 image");
+		return errmsg(err, err_len, "not a qcow2 image");
 	q->version = qcow2_get32(first + QH_VERSION);
 	if (q->version != 2 && q->version != 3)
-		return bad(err, err_len, "qcow2 version %u is not supported (2 and 3 are)",
-			   q->version);
+		return errmsg(err, err_len, "qcow2 version %u is not supported (2 and 3 are)",
+			      q->version);
 	q->cluster_bits = qcow2_get32(first + QH_CLUSTER_BITS);
 	if (q->cluster_bits < QCOW2_MIN_CLUSTER_BITS || q->cluster_bits > QCOW2_MAX_CLUSTER_BITS)
-		return bad(err, err_len, "cluster bits %u are out of range (9 to 21: 512 bytes to "
-			   "2 MiB)", q->cluster_bits);
+		return errmsg(err, err_len,
+			      "cluster bits %u are out of range (9 to 21: 512 bytes to "
+			      "2 MiB)",
+			      q->cluster_bits);
 	q->cluster_size = 1ull << q->cluster_bits;
 	hdr = calloc(1, q->cluster_size);
 	if (!hdr)
@@ -229,7 +233,7 @@ int qcow2_read_header(struct qcow2 *q, char *err, size_t err_len)
 	ret = qcow2_read_file(q, hdr, q->cluster_size, 0);
 	if (ret < 0) {
 		free(hdr);
-		return bad(err, err_len, "cannot read the header");
+		return errmsg(err, err_len, "cannot read the header");
 	}
 
 	backing_offset = qcow2_get64(hdr + QH_BACKING_OFFSET);
@@ -253,18 +257,18 @@ int qcow2_read_header(struct qcow2 *q, char *err, size_t err_len)
 		q->header_length = qcow2_get32(hdr + QH_HEADER_LENGTH);
 		if (q->header_length < QCOW2_V3_HEADER_LEN || q->header_length % 8 ||
 		    q->header_length > q->cluster_size) {
-			ret = bad(err, err_len, "the header length %u is invalid",
-				  q->header_length);
+			ret = errmsg(err, err_len, "the header length %u is invalid",
+				     q->header_length);
 			goto out;
 		}
 	}
 	if (q->refcount_order > QCOW2_MAX_REFCOUNT_ORDER) {
-		ret = bad(err, err_len, "refcount order %u is more than %d", q->refcount_order,
-			  QCOW2_MAX_REFCOUNT_ORDER);
+		ret = errmsg(err, err_len, "refcount order %u is more than %d", q->refcount_order,
+			     QCOW2_MAX_REFCOUNT_ORDER);
 		goto out;
 	}
 	if (backing_offset > q->cluster_size) {
-		ret = bad(err, err_len, "the backing file name lies outside the first cluster");
+		ret = errmsg(err, err_len, "the backing file name lies outside the first cluster");
 		goto out;
 	}
 	ext_end = backing_offset && backing_offset > q->header_length ? backing_offset
@@ -276,7 +280,7 @@ int qcow2_read_header(struct qcow2 *q, char *err, size_t err_len)
 	if (ret < 0)
 		goto out;
 	if (crypt != 0) {
-		ret = bad(err, err_len, "encrypted images (method %u) are not supported", crypt);
+		ret = errmsg(err, err_len, "encrypted images (method %u) are not supported", crypt);
 		goto out;
 	}
 	ret = read_compression_type(q, hdr, err, err_len);
@@ -292,8 +296,8 @@ int qcow2_read_header(struct qcow2 *q, char *err, size_t err_len)
 	q->csize_mask = (1ull << (q->cluster_bits - 8)) - 1;
 	q->coffset_mask = (1ull << q->csize_shift) - 1;
 	if (q->virtual_size > (1ull << 61)) {
-		ret = bad(err, err_len, "the virtual size (%llu bytes) is too large",
-			  (unsigned long long)q->virtual_size);
+		ret = errmsg(err, err_len, "the virtual size (%llu bytes) is too large",
+			     (unsigned long long)q->virtual_size);
 		goto out;
 	}
 	ret = read_tables(q, hdr, err, err_len);
@@ -309,11 +313,13 @@ int qcow2_read_snapshots(struct qcow2 *q, char *err, size_t err_len)
 	if (q->nr_snapshots == 0)
 		return 0;
 	if (q->nr_snapshots > QCOW2_MAX_SNAPSHOTS)
-		return bad(err, err_len, "%u snapshots are more than %u", q->nr_snapshots,
-			   QCOW2_MAX_SNAPSHOTS);
+		return errmsg(err, err_len, "%u snapshots are more than %u", q->nr_snapshots,
+			      QCOW2_MAX_SNAPSHOTS);
 	if (pos == 0 || pos & (q->cluster_size - 1) || pos >= q->file_end)
-		return bad(err, err_len, "the snapshot table offset 0x%llx is unaligned or outside "
-			   "the file", (unsigned long long)pos);
+		return errmsg(err, err_len,
+			      "the snapshot table offset 0x%llx is unaligned or outside "
+			      "the file",
+			      (unsigned long long)pos);
 	q->snapshots = calloc(q->nr_snapshots, sizeof(*q->snapshots));
 	if (!q->snapshots)
 		return -ENOMEM;
@@ -326,25 +332,27 @@ int qcow2_read_snapshots(struct qcow2 *q, char *err, size_t err_len)
 		if (!in_file(q, pos, sizeof(e)) ||
 		    pos - q->snapshots_offset + sizeof(e) > QCOW2_MAX_SNAPSHOT_TABLE ||
 		    qcow2_read_file(q, e, sizeof(e), pos) < 0)
-			return bad(err, err_len, "snapshot %u lies outside the file", i);
+			return errmsg(err, err_len, "snapshot %u lies outside the file", i);
 		s->l1_offset = qcow2_get64(e);
 		s->l1_size = qcow2_get32(e + 8);
 		extra = qcow2_get32(e + 36);
 		if (extra > QCOW2_MAX_SNAPSHOT_EXTRA)
-			return bad(err, err_len, "snapshot %u has too much extra data", i);
+			return errmsg(err, err_len, "snapshot %u has too much extra data", i);
 		len = round_up(sizeof(e) + extra + qcow2_get16(e + 12) + qcow2_get16(e + 14), 8);
 		if ((uint64_t)s->l1_size * 8 > QCOW2_MAX_L1_BYTES ||
 		    (s->l1_size && (s->l1_offset == 0 || s->l1_offset & (q->cluster_size - 1) ||
 				    !in_file(q, s->l1_offset, (uint64_t)s->l1_size * 8))))
-			return bad(err, err_len, "snapshot %u's L1 table is unaligned, too "
-				   "large or outside the file", i);
+			return errmsg(err, err_len,
+				      "snapshot %u's L1 table is unaligned, too "
+				      "large or outside the file",
+				      i);
 		pos += len;
 	}
 	/* The last entry's name and padding may end past the file: nothing reads them. */
 	q->snapshots_size = pos - q->snapshots_offset;
 	if (q->snapshots_size > QCOW2_MAX_SNAPSHOT_TABLE)
-		return bad(err, err_len, "the snapshot table is larger than %llu MiB",
-			   QCOW2_MAX_SNAPSHOT_TABLE >> 20);
+		return errmsg(err, err_len, "the snapshot table is larger than %llu MiB",
+			      QCOW2_MAX_SNAPSHOT_TABLE >> 20);
 	return 0;
 }
 

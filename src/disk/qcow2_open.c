@@ -10,7 +10,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +18,7 @@
 #include <zstd.h>
 
 #include "disk/qcow2_internal.h"
+#include "vmm/errmsg.h"
 
 struct chain {
 	dev_t dev[QCOW2_MAX_CHAIN + 1];
@@ -33,16 +33,6 @@ static struct qcow2 *open_image(struct image_file *file, int lock_fd, const char
 bool qcow2_probe(const void *header, size_t len)
 {
 	return len >= 4 && qcow2_get32(header) == QCOW2_MAGIC;
-}
-
-static int fail(char *err, size_t err_len, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(err, err_len, fmt, ap);
-	va_end(ap);
-	return -EINVAL;
 }
 
 void qcow2_destroy(struct qcow2 *q)
@@ -127,11 +117,15 @@ static int open_backing(struct qcow2 *q, const struct disk_config *cfg, struct c
 	if (!q->backing_name)
 		return 0;
 	if (chain->n > QCOW2_MAX_CHAIN)
-		return fail(err, err_len, "backing file '%s': the backing chain is deeper than %d "
-			    "files", q->backing_name, QCOW2_MAX_CHAIN);
+		return errmsg(err, err_len,
+			      "backing file '%s': the backing chain is deeper than %d "
+			      "files",
+			      q->backing_name, QCOW2_MAX_CHAIN);
 	if (format[0] && strcmp(format, "raw") != 0 && strcmp(format, "qcow2") != 0)
-		return fail(err, err_len, "backing file '%s': format '%s' is not supported "
-			    "(raw and qcow2 are)", q->backing_name, format);
+		return errmsg(err, err_len,
+			      "backing file '%s': format '%s' is not supported "
+			      "(raw and qcow2 are)",
+			      q->backing_name, format);
 	path = resolve_backing(q->path, q->backing_name);
 	if (!path)
 		return -ENOMEM;
@@ -142,19 +136,20 @@ static int open_backing(struct qcow2 *q, const struct disk_config *cfg, struct c
 		fd = open(path, O_RDONLY | O_CLOEXEC);
 	}
 	if (fd < 0)
-		return fail(err, err_len, "backing file '%s': %s", path, strerror(errno));
+		return errmsg(err, err_len, "backing file '%s': %s", path, strerror(errno));
 	if (fstat(fd, &st) < 0 || (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode))) {
 		close(fd);
-		return fail(err, err_len, "backing file '%s': not a file or block device", path);
+		return errmsg(err, err_len, "backing file '%s': not a file or block device", path);
 	}
 	if (!chain_add(chain, fd)) {
 		close(fd);
-		return fail(err, err_len, "backing file '%s': the backing chain loops back to it",
-			    path);
+		return errmsg(err, err_len, "backing file '%s': the backing chain loops back to it",
+			      path);
 	}
 	if (fcntl(fd, F_OFD_SETLK, &lock) < 0) {
 		close(fd);
-		return fail(err, err_len, "backing file '%s': another process is writing it", path);
+		return errmsg(err, err_len, "backing file '%s': another process is writing it",
+			      path);
 	}
 	if (!format[0]) { /* no format recorded: look at the header */
 		if (posix_memalign((void **)&magic, 4096, 4096)) {
@@ -184,9 +179,9 @@ static int open_backing(struct qcow2 *q, const struct disk_config *cfg, struct c
 	b->qcow2 = open_image(file, fd, path, &sub, chain, reason, sizeof(reason));
 	/* Name the deepest file at fault, not every file above it. */
 	if (!b->qcow2 && strncmp(reason, "backing file '", 14) == 0)
-		return fail(err, err_len, "%s", reason);
+		return errmsg(err, err_len, "%s", reason);
 	if (!b->qcow2)
-		return fail(err, err_len, "backing file '%s': %s", path, reason);
+		return errmsg(err, err_len, "backing file '%s': %s", path, reason);
 	b->size = b->qcow2->virtual_size;
 	return 0;
 }
@@ -215,8 +210,9 @@ static int open_writable(struct qcow2 *q, char *err, size_t err_len)
 		if (ret == 0)
 			ret = qcow2_sync_if(q, QCOW2_SYNC_ALL);
 		if (ret < 0)
-			return fail(err, err_len, "clearing its autoclear feature bits failed: %s",
-				    strerror(-ret));
+			return errmsg(err, err_len,
+				      "clearing its autoclear feature bits failed: %s",
+				      strerror(-ret));
 		q->autoclear = 0;
 	}
 	if (q->incompatible & QCOW2_INCOMPAT_DIRTY) {
@@ -227,8 +223,10 @@ static int open_writable(struct qcow2 *q, char *err, size_t err_len)
 		if (ret == 0)
 			ret = qcow2_sync_if(q, QCOW2_SYNC_ALL);
 		if (ret < 0)
-			return fail(err, err_len, "the image is dirty and repairing its refcounts "
-				    "failed (%s); try 'qemu-img check -r all'", strerror(-ret));
+			return errmsg(err, err_len,
+				      "the image is dirty and repairing its refcounts "
+				      "failed (%s); try 'qemu-img check -r all'",
+				      strerror(-ret));
 		q->incompatible &= ~QCOW2_INCOMPAT_DIRTY;
 	}
 	return 0;
@@ -244,7 +242,7 @@ static struct qcow2 *open_image(struct image_file *file, int lock_fd, const char
 
 	if (!q) {
 		image_file_close(file);
-		fail(err, err_len, "out of memory");
+		errmsg(err, err_len, "out of memory");
 		return NULL;
 	}
 	pthread_mutex_init(&q->lock, NULL);
@@ -292,7 +290,7 @@ static struct qcow2 *open_image(struct image_file *file, int lock_fd, const char
 	return q;
 failed:
 	if (ret == -ENOMEM)
-		fail(err, err_len, "out of memory");
+		errmsg(err, err_len, "out of memory");
 	qcow2_destroy(q);
 	return NULL;
 }

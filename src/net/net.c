@@ -4,10 +4,11 @@
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "vmm/errmsg.h"
 
 struct net_backend *net_open(const struct net_config *cfg, char *err, size_t err_len)
 {
@@ -79,16 +80,6 @@ int net_parse_mac(const char *text, uint8_t mac[6])
 	return 0;
 }
 
-static int spec_fail(char *err, size_t err_len, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(err, err_len, fmt, ap);
-	va_end(ap);
-	return -EINVAL;
-}
-
 static int parse_port(const char *text, uint16_t *port)
 {
 	char *end;
@@ -157,20 +148,25 @@ static int parse_net_kind(struct net_config *cfg, const char *key, const char *v
 			  bool *have_kind, char *err, size_t err_len)
 {
 	if (*have_kind)
-		return spec_fail(err, err_len, "--net: '%s' after the backend was chosen "
-				 "(one of tap=, bridge=, user per --net)", key);
+		return errmsg(err, err_len,
+			      "--net: '%s' after the backend was chosen "
+			      "(one of tap=, bridge=, user per --net)",
+			      key);
 	*have_kind = true;
 	if (strcmp(key, "user") == 0) {
 		cfg->kind = NET_USER;
-		return value ? spec_fail(err, err_len, "--net user takes no value ('%s=%s')", key,
-					 value) : 0;
+		return value ? errmsg(err, err_len, "--net user takes no value ('%s=%s')", key,
+				      value)
+			     : 0;
 	}
 	cfg->kind = strcmp(key, "tap") == 0 ? NET_TAP : NET_BRIDGE;
 	if (!value || !*value)
-		return spec_fail(err, err_len, "--net %s= needs an interface name", key);
+		return errmsg(err, err_len, "--net %s= needs an interface name", key);
 	if (strlen(value) >= IFNAMSIZ || strchr(value, '/') || strchr(value, ' '))
-		return spec_fail(err, err_len, "--net %s=%s: not an interface name (at most 15 "
-				 "characters, no '/' or spaces)", key, value);
+		return errmsg(err, err_len,
+			      "--net %s=%s: not an interface name (at most 15 "
+			      "characters, no '/' or spaces)",
+			      key, value);
 	cfg->ifname = value;
 	return 0;
 }
@@ -180,47 +176,58 @@ static int parse_net_pair(struct net_config *cfg, const char *key, char *value, 
 {
 	if (strcmp(key, "mac") == 0) {
 		if (!value || net_parse_mac(value, cfg->mac) < 0)
-			return spec_fail(err, err_len, "--net mac=%s: not a MAC address (six hex "
-					 "bytes: 52:54:00:12:34:56)", value ? value : "");
+			return errmsg(err, err_len,
+				      "--net mac=%s: not a MAC address (six hex "
+				      "bytes: 52:54:00:12:34:56)",
+				      value ? value : "");
 		if (cfg->mac[0] & 1)
-			return spec_fail(err, err_len, "--net mac=%s: a multicast address cannot be "
-					 "a NIC's (the first byte must be even)", value);
+			return errmsg(err, err_len,
+				      "--net mac=%s: a multicast address cannot be "
+				      "a NIC's (the first byte must be even)",
+				      value);
 		if (!(cfg->mac[0] | cfg->mac[1] | cfg->mac[2] | cfg->mac[3] | cfg->mac[4] |
 		      cfg->mac[5]))
-			return spec_fail(err, err_len, "--net mac=%s: the all-zero address is not "
-					 "a NIC's", value);
+			return errmsg(err, err_len,
+				      "--net mac=%s: the all-zero address is not "
+				      "a NIC's",
+				      value);
 		cfg->mac_set = true;
 	} else if (strcmp(key, "mtu") == 0) {
 		if (parse_mtu(value, &cfg->mtu) < 0)
-			return spec_fail(err, err_len, "--net mtu=%s: not an MTU (68 to 65535)",
-					 value ? value : "");
+			return errmsg(err, err_len, "--net mtu=%s: not an MTU (68 to 65535)",
+				      value ? value : "");
 	} else if (strcmp(key, "vhost") == 0) {
 		if (value && strcmp(value, "on") == 0)
 			cfg->vhost = true;
 		else if (value && strcmp(value, "off") == 0)
 			cfg->vhost = false;
 		else
-			return spec_fail(err, err_len, "--net vhost=%s: use on or off",
-					 value ? value : "");
+			return errmsg(err, err_len, "--net vhost=%s: use on or off",
+				      value ? value : "");
 	} else if (strcmp(key, "hostfwd") == 0) {
 		char copy[96];
 
 		snprintf(copy, sizeof(copy), "%s", value ? value : "");
 		if (cfg->nr_hostfwd == NET_MAX_HOSTFWD)
-			return spec_fail(err, err_len, "--net: more than 8 hostfwd=");
+			return errmsg(err, err_len, "--net: more than 8 hostfwd=");
 		if (!value || parse_hostfwd(value, &cfg->hostfwd[cfg->nr_hostfwd]) < 0)
-			return spec_fail(err, err_len, "--net hostfwd=%s: use "
-					 "[tcp|udp]:[HOSTADDR]:HOSTPORT-[GUESTADDR]:GUESTPORT, e.g. "
-					 "tcp:127.0.0.1:2222-:22", copy);
+			return errmsg(err, err_len,
+				      "--net hostfwd=%s: use "
+				      "[tcp|udp]:[HOSTADDR]:HOSTPORT-[GUESTADDR]:GUESTPORT, e.g. "
+				      "tcp:127.0.0.1:2222-:22",
+				      copy);
 		cfg->nr_hostfwd++;
 	} else if (strcmp(key, "queues") == 0) {
 		if (!value || strcmp(value, "1") != 0)
-			return spec_fail(err, err_len, "--net queues=%s: multiqueue virtio-net is "
-					 "not supported yet (one queue pair per NIC)",
-					 value ? value : "");
+			return errmsg(err, err_len,
+				      "--net queues=%s: multiqueue virtio-net is "
+				      "not supported yet (one queue pair per NIC)",
+				      value ? value : "");
 	} else {
-		return spec_fail(err, err_len, "--net: unknown key '%s' (tap, bridge, user, mac, "
-				 "mtu, vhost, hostfwd)", key);
+		return errmsg(err, err_len,
+			      "--net: unknown key '%s' (tap, bridge, user, mac, "
+			      "mtu, vhost, hostfwd)",
+			      key);
 	}
 	return 0;
 }
@@ -249,12 +256,14 @@ int net_parse_spec(char *spec, struct net_config *cfg, char *err, size_t err_len
 			return rc;
 	}
 	if (!have_kind)
-		return spec_fail(err, err_len, "--net needs a backend: tap=NAME, bridge=NAME or "
-				 "user");
+		return errmsg(err, err_len,
+			      "--net needs a backend: tap=NAME, bridge=NAME or "
+			      "user");
 	if (cfg->kind != NET_USER && cfg->nr_hostfwd)
-		return spec_fail(err, err_len, "--net hostfwd= works with user networking only");
+		return errmsg(err, err_len, "--net hostfwd= works with user networking only");
 	if (cfg->kind == NET_USER && cfg->vhost)
-		return spec_fail(err, err_len, "--net user: vhost=on needs a TAP (tap= or "
-				 "bridge=)");
+		return errmsg(err, err_len,
+			      "--net user: vhost=on needs a TAP (tap= or "
+			      "bridge=)");
 	return 0;
 }

@@ -20,13 +20,14 @@
 #include <linux/if_tun.h>
 #include <linux/sockios.h>
 #include <linux/virtio_net.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
+#include "vmm/errmsg.h"
 
 #define TUN_DEVICE "/dev/net/tun"
 #define TAP_FLAGS (IFF_TAP | IFF_NO_PI | IFF_VNET_HDR)
@@ -43,16 +44,6 @@ struct tap {
 	struct net_backend be;
 	char ifname[IFNAMSIZ];
 };
-
-static int fail(char *err, size_t err_len, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(err, err_len, fmt, ap);
-	va_end(ap);
-	return -1;
-}
 
 static ssize_t tap_send(struct net_backend *be, const struct iovec *iov, int iovcnt)
 {
@@ -140,13 +131,17 @@ static int explain_einval(const char *name, char *err, size_t err_len)
 	if (fd >= 0)
 		close(fd);
 	if (multiqueue == 0)
-		return fail(err, err_len, "--net tap=%s: it is a multiqueue TAP (multi_queue); "
-			    "Vireo drives one queue pair per NIC: recreate it without multi_queue",
-			    name);
+		return errmsg(
+			err, err_len,
+			"--net tap=%s: it is a multiqueue TAP (multi_queue); "
+			"Vireo drives one queue pair per NIC: recreate it without multi_queue",
+			name);
 	if (tun == 0)
-		return fail(err, err_len, "--net tap=%s: it is a TUN (layer 3) device, not a TAP: "
-			    "create it with 'ip tuntap add dev %s mode tap'", name, name);
-	return fail(err, err_len, "--net tap=%s: not a TUN/TAP device", name);
+		return errmsg(err, err_len,
+			      "--net tap=%s: it is a TUN (layer 3) device, not a TAP: "
+			      "create it with 'ip tuntap add dev %s mode tap'",
+			      name, name);
+	return errmsg(err, err_len, "--net tap=%s: not a TUN/TAP device", name);
 }
 
 /* Attaches to the existing TAP the user named. */
@@ -155,23 +150,30 @@ static int attach_named_tap(struct tap *tap, const char *name, char *err, size_t
 	int rc;
 
 	if (strlen(name) >= IFNAMSIZ)
-		return fail(err, err_len, "--net tap=%s: interface names have at most %d characters",
-			    name, IFNAMSIZ - 1);
+		return errmsg(err, err_len,
+			      "--net tap=%s: interface names have at most %d characters", name,
+			      IFNAMSIZ - 1);
 	if (if_nametoindex(name) == 0)
-		return fail(err, err_len, "--net tap=%s: no such network interface (create it "
-			    "first: ip tuntap add dev %s mode tap)", name, name);
+		return errmsg(err, err_len,
+			      "--net tap=%s: no such network interface (create it "
+			      "first: ip tuntap add dev %s mode tap)",
+			      name, name);
 	rc = tunsetiff(tap->be.fd, name, TAP_FLAGS, tap->ifname);
 	if (rc == -EINVAL)
 		return explain_einval(name, err, err_len);
 	if (rc == -EBUSY)
-		return fail(err, err_len, "--net tap=%s: the TAP is already in use by another "
-			    "program", name);
+		return errmsg(err, err_len,
+			      "--net tap=%s: the TAP is already in use by another "
+			      "program",
+			      name);
 	if (rc == -EPERM)
-		return fail(err, err_len, "--net tap=%s: not allowed to use this TAP (it belongs to "
-			    "another user; create it with 'ip tuntap add dev %s mode tap user "
-			    "NAME')", name, name);
+		return errmsg(err, err_len,
+			      "--net tap=%s: not allowed to use this TAP (it belongs to "
+			      "another user; create it with 'ip tuntap add dev %s mode tap user "
+			      "NAME')",
+			      name, name);
 	if (rc)
-		return fail(err, err_len, "--net tap=%s: cannot attach: %s", name, strerror(-rc));
+		return errmsg(err, err_len, "--net tap=%s: cannot attach: %s", name, strerror(-rc));
 	return 0;
 }
 
@@ -181,14 +183,16 @@ static int create_bridge_tap(struct tap *tap, const char *bridge, char *err, siz
 	int rc;
 
 	if (strlen(bridge) >= IFNAMSIZ || if_nametoindex(bridge) == 0)
-		return fail(err, err_len, "--net bridge=%s: no such network interface", bridge);
+		return errmsg(err, err_len, "--net bridge=%s: no such network interface", bridge);
 	rc = tunsetiff(tap->be.fd, BRIDGE_TAP_NAME, TAP_FLAGS, tap->ifname);
 	if (rc == -EPERM)
-		return fail(err, err_len, "--net bridge=%s: creating a TAP needs CAP_NET_ADMIN "
-			    "(run as root, or make a TAP yourself and use --net tap=NAME)", bridge);
+		return errmsg(err, err_len,
+			      "--net bridge=%s: creating a TAP needs CAP_NET_ADMIN "
+			      "(run as root, or make a TAP yourself and use --net tap=NAME)",
+			      bridge);
 	if (rc)
-		return fail(err, err_len, "--net bridge=%s: cannot create a TAP: %s", bridge,
-			    strerror(-rc));
+		return errmsg(err, err_len, "--net bridge=%s: cannot create a TAP: %s", bridge,
+			      strerror(-rc));
 	return 0;
 }
 
@@ -207,10 +211,10 @@ static int bridge_add(int sock, const char *bridge, const char *tap_name, char *
 	ifr.ifr_ifindex = (int)if_nametoindex(tap_name);
 	rc = ifreq_ioctl(sock, SIOCBRADDIF, bridge, &ifr);
 	if (rc == -EOPNOTSUPP || rc == -EINVAL)
-		return fail(err, err_len, "--net bridge=%s: not a bridge", bridge);
+		return errmsg(err, err_len, "--net bridge=%s: not a bridge", bridge);
 	if (rc)
-		return fail(err, err_len, "--net bridge=%s: cannot attach TAP '%s': %s", bridge,
-			    tap_name, strerror(-rc));
+		return errmsg(err, err_len, "--net bridge=%s: cannot attach TAP '%s': %s", bridge,
+			      tap_name, strerror(-rc));
 	return 0;
 }
 
@@ -231,14 +235,15 @@ static int tap_configure_link(struct tap *tap, const struct net_config *cfg, int
 		mtu = (unsigned int)ifr.ifr_mtu;
 	rc = ifreq_ioctl(sock, SIOCGIFMTU, tap->ifname, &ifr);
 	if (rc)
-		return fail(err, err_len, "--net %s=%s: cannot read the MTU of '%s': %s", opt,
-			    cfg->ifname, tap->ifname, strerror(-rc));
+		return errmsg(err, err_len, "--net %s=%s: cannot read the MTU of '%s': %s", opt,
+			      cfg->ifname, tap->ifname, strerror(-rc));
 	if (mtu && (unsigned int)ifr.ifr_mtu != mtu) {
 		ifr.ifr_mtu = (int)mtu;
 		rc = ifreq_ioctl(sock, SIOCSIFMTU, tap->ifname, &ifr);
 		if (rc)
-			return fail(err, err_len, "--net %s=%s: cannot set the MTU of '%s' to %u: %s",
-				    opt, cfg->ifname, tap->ifname, mtu, strerror(-rc));
+			return errmsg(err, err_len,
+				      "--net %s=%s: cannot set the MTU of '%s' to %u: %s", opt,
+				      cfg->ifname, tap->ifname, mtu, strerror(-rc));
 	}
 	tap->be.mtu = mtu ? mtu : (unsigned int)ifr.ifr_mtu;
 	rc = ifreq_ioctl(sock, SIOCGIFFLAGS, tap->ifname, &ifr);
@@ -247,9 +252,9 @@ static int tap_configure_link(struct tap *tap, const struct net_config *cfg, int
 		rc = ifreq_ioctl(sock, SIOCSIFFLAGS, tap->ifname, &ifr);
 	}
 	if (rc)
-		return fail(err, err_len, "--net %s=%s: cannot bring '%s' up: %s%s", opt,
-			    cfg->ifname, tap->ifname, strerror(-rc),
-			    rc == -EPERM ? " (run 'ip link set dev NAME up' as root first)" : "");
+		return errmsg(err, err_len, "--net %s=%s: cannot bring '%s' up: %s%s", opt,
+			      cfg->ifname, tap->ifname, strerror(-rc),
+			      rc == -EPERM ? " (run 'ip link set dev NAME up' as root first)" : "");
 	return 0;
 }
 
@@ -261,13 +266,13 @@ static int tap_set_vnet(struct tap *tap, const struct net_config *cfg, char *err
 	int hdr_len = NET_HDR_LEN;
 
 	if (ioctl(tap->be.fd, TUNGETFEATURES, &features) < 0 || !(features & IFF_VNET_HDR))
-		return fail(err, err_len, "--net: this kernel's TAP has no vnet header support");
+		return errmsg(err, err_len, "--net: this kernel's TAP has no vnet header support");
 	if (ioctl(tap->be.fd, TUNSETVNETHDRSZ, &hdr_len) < 0)
-		return fail(err, err_len, "--net %s: TUNSETVNETHDRSZ: %s", cfg->ifname,
-			    strerror(errno));
+		return errmsg(err, err_len, "--net %s: TUNSETVNETHDRSZ: %s", cfg->ifname,
+			      strerror(errno));
 	if (tap_set_offload(&tap->be, 0) < 0)
-		return fail(err, err_len, "--net %s: TUNSETOFFLOAD: %s", cfg->ifname,
-			    strerror(errno));
+		return errmsg(err, err_len, "--net %s: TUNSETOFFLOAD: %s", cfg->ifname,
+			      strerror(errno));
 	return 0;
 }
 
@@ -277,7 +282,7 @@ struct net_backend *tap_open(const struct net_config *cfg, char *err, size_t err
 	int sock = -1, rc = -1;
 
 	if (!tap) {
-		fail(err, err_len, "out of memory");
+		errmsg(err, err_len, "out of memory");
 		return NULL;
 	}
 	tap->be.ops = &tap_ops;
@@ -285,8 +290,8 @@ struct net_backend *tap_open(const struct net_config *cfg, char *err, size_t err
 	tap->be.vhost_capable = true;
 	tap->be.fd = open(TUN_DEVICE, O_RDWR | O_NONBLOCK | O_CLOEXEC);
 	if (tap->be.fd < 0) {
-		fail(err, err_len, "--net %s: cannot open %s: %s", cfg->ifname, TUN_DEVICE,
-		     strerror(errno));
+		errmsg(err, err_len, "--net %s: cannot open %s: %s", cfg->ifname, TUN_DEVICE,
+		       strerror(errno));
 		goto out;
 	}
 	if (cfg->kind == NET_TAP)
@@ -296,7 +301,7 @@ struct net_backend *tap_open(const struct net_config *cfg, char *err, size_t err
 	if (!rc)
 		rc = tap_set_vnet(tap, cfg, err, err_len);
 	if (!rc && (sock = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0)) < 0)
-		rc = fail(err, err_len, "--net %s: socket: %s", cfg->ifname, strerror(errno));
+		rc = errmsg(err, err_len, "--net %s: socket: %s", cfg->ifname, strerror(errno));
 	if (!rc && cfg->kind == NET_BRIDGE)
 		rc = bridge_add(sock, cfg->ifname, tap->ifname, err, err_len);
 	if (!rc)

@@ -7,12 +7,12 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "virtio/rng.h"
+#include "vmm/errmsg.h"
 
 void config_init(struct vm_config *cfg)
 {
@@ -26,16 +26,6 @@ void config_init(struct vm_config *cfg)
 	cfg->console = CONSOLE_SERIAL;
 	cfg->rng = true;
 	cfg->rng_rate = VIRTIO_RNG_DEFAULT_RATE;
-}
-
-static int fail(char *err, size_t err_len, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(err, err_len, fmt, ap);
-	va_end(ap);
-	return -EINVAL;
 }
 
 int options_parse_size(const char *text, uint64_t *bytes)
@@ -74,10 +64,10 @@ static int parse_cpus(const char *arg, struct vm_config *cfg, char *err, size_t 
 	errno = 0;
 	n = strtol(arg, &end, 10);
 	if (errno || *arg < '0' || *arg > '9' || *end != '\0')
-		return fail(err, err_len, "--cpus '%s' is not a number", arg);
+		return errmsg(err, err_len, "--cpus '%s' is not a number", arg);
 	if (n < 1 || n > CONFIG_MAX_CPUS)
-		return fail(err, err_len, "--cpus %s is out of range (1 to %d)", arg,
-			    CONFIG_MAX_CPUS);
+		return errmsg(err, err_len, "--cpus %s is out of range (1 to %d)", arg,
+			      CONFIG_MAX_CPUS);
 	cfg->nr_cpus = (unsigned int)n;
 	return 0;
 }
@@ -92,7 +82,8 @@ static int parse_serial(const char *arg, struct vm_config *cfg, char *err, size_
 		cfg->serial = SERIAL_FILE;
 		cfg->serial_path = arg + 5;
 	} else {
-		return fail(err, err_len, "--serial '%s' is not one of stdio, off, file=PATH", arg);
+		return errmsg(err, err_len, "--serial '%s' is not one of stdio, off, file=PATH",
+			      arg);
 	}
 	return 0;
 }
@@ -104,7 +95,7 @@ static int parse_reboot(const char *arg, struct vm_config *cfg, char *err, size_
 	else if (strcmp(arg, "restart") == 0)
 		cfg->reboot = REBOOT_RESTART;
 	else
-		return fail(err, err_len, "--reboot '%s' is not one of exit, restart", arg);
+		return errmsg(err, err_len, "--reboot '%s' is not one of exit, restart", arg);
 	return 0;
 }
 
@@ -115,7 +106,7 @@ static int parse_console(const char *arg, struct vm_config *cfg, char *err, size
 	else if (strcmp(arg, "virtio") == 0)
 		cfg->console = CONSOLE_VIRTIO;
 	else
-		return fail(err, err_len, "--console '%s' is not one of serial, virtio", arg);
+		return errmsg(err, err_len, "--console '%s' is not one of serial, virtio", arg);
 	return 0;
 }
 
@@ -144,8 +135,8 @@ static int parse_on_off(const char *option, const char *key, const char *value, 
 	else if (value && strcmp(value, "off") == 0)
 		*out = false;
 	else
-		return fail(err, err_len, "%s %s=%s: use on or off", option, key,
-			    value ? value : "");
+		return errmsg(err, err_len, "%s %s=%s: use on or off", option, key,
+			      value ? value : "");
 	return 0;
 }
 
@@ -157,13 +148,14 @@ static int parse_memory(char *arg, struct vm_config *cfg, char *err, size_t err_
 	if (cursor)
 		*cursor++ = '\0';
 	if (options_parse_size(arg, &cfg->memory) < 0)
-		return fail(err, err_len, "--memory '%s' is not a size (try 512M or 2G)", arg);
+		return errmsg(err, err_len, "--memory '%s' is not a size (try 512M or 2G)", arg);
 	if (cfg->memory < CONFIG_MIN_MEMORY || cfg->memory > CONFIG_MAX_MEMORY)
-		return fail(err, err_len, "--memory %s is out of range (%llu MiB to %llu GiB)", arg,
-			    CONFIG_MIN_MEMORY >> 20, CONFIG_MAX_MEMORY >> 30);
+		return errmsg(err, err_len, "--memory %s is out of range (%llu MiB to %llu GiB)",
+			      arg, CONFIG_MIN_MEMORY >> 20, CONFIG_MAX_MEMORY >> 30);
 	while ((key = next_pair(&cursor, &value)) != NULL) {
 		if (strcmp(key, "shared") != 0)
-			return fail(err, err_len, "--memory: unknown option '%s' (known: shared)", key);
+			return errmsg(err, err_len, "--memory: unknown option '%s' (known: shared)",
+				      key);
 		if (parse_on_off("--memory", key, value, &cfg->memory_shared, err, err_len) < 0)
 			return -EINVAL;
 	}
@@ -176,39 +168,44 @@ static int parse_disk_pair(struct disk_config *disk, const char *key, const char
 	if (strcmp(key, "readonly") == 0)
 		return parse_on_off("--disk", key, value, &disk->readonly, err, err_len);
 	if (!value || !*value)
-		return fail(err, err_len, "--disk: '%s' needs a value (%s=...)", key, key);
+		return errmsg(err, err_len, "--disk: '%s' needs a value (%s=...)", key, key);
 	if (strcmp(key, "path") == 0) {
 		disk->path = value;
 	} else if (strcmp(key, "serial") == 0) {
 		if (strlen(value) > 20)
-			return fail(err, err_len, "--disk serial '%s' is longer than 20 bytes", value);
+			return errmsg(err, err_len, "--disk serial '%s' is longer than 20 bytes",
+				      value);
 		disk->serial = value;
 	} else if (strcmp(key, "cache") == 0 && strcmp(value, "writeback") == 0) {
 		disk->cache = DISK_CACHE_WRITEBACK;
 	} else if (strcmp(key, "cache") == 0 && strcmp(value, "none") == 0) {
 		disk->cache = DISK_CACHE_NONE;
 	} else if (strcmp(key, "cache") == 0) {
-		return fail(err, err_len, "--disk cache=%s: use writeback or none", value);
+		return errmsg(err, err_len, "--disk cache=%s: use writeback or none", value);
 	} else if (strcmp(key, "engine") == 0 && strcmp(value, "io_uring") == 0) {
 		disk->engine = DISK_ENGINE_IO_URING;
 	} else if (strcmp(key, "engine") == 0 && strcmp(value, "sync") == 0) {
 		disk->engine = DISK_ENGINE_SYNC;
 	} else if (strcmp(key, "engine") == 0) {
-		return fail(err, err_len, "--disk engine=%s: use io_uring or sync", value);
+		return errmsg(err, err_len, "--disk engine=%s: use io_uring or sync", value);
 	} else if (strcmp(key, "format") == 0 && strcmp(value, "raw") == 0) {
 		disk->format = DISK_FORMAT_RAW;
 	} else if (strcmp(key, "format") == 0 && strcmp(value, "qcow2") == 0) {
 		disk->format = DISK_FORMAT_QCOW2;
 	} else if (strcmp(key, "format") == 0) {
-		return fail(err, err_len, "--disk format=%s: use raw or qcow2", value);
+		return errmsg(err, err_len, "--disk format=%s: use raw or qcow2", value);
 	} else if (strcmp(key, "cache-size") == 0) {
 		if (options_parse_size(value, &disk->cache_size) < 0 ||
 		    disk->cache_size < (64u << 10) || disk->cache_size > (1u << 30))
-			return fail(err, err_len, "--disk cache-size=%s: give a size from 64K to 1G "
-				    "(qcow2 metadata cache)", value);
+			return errmsg(err, err_len,
+				      "--disk cache-size=%s: give a size from 64K to 1G "
+				      "(qcow2 metadata cache)",
+				      value);
 	} else {
-		return fail(err, err_len, "--disk: unknown key '%s' (path, readonly, serial, cache, "
-			    "engine, format, cache-size)", key);
+		return errmsg(err, err_len,
+			      "--disk: unknown key '%s' (path, readonly, serial, cache, "
+			      "engine, format, cache-size)",
+			      key);
 	}
 	return 0;
 }
@@ -219,7 +216,7 @@ static int parse_rng(char *arg, struct vm_config *cfg, char *err, size_t err_len
 	char *cursor = arg, *key, *value;
 
 	if (*arg == '\0')
-		return fail(err, err_len, "--rng needs on, off or rate=SIZE");
+		return errmsg(err, err_len, "--rng needs on, off or rate=SIZE");
 	while ((key = next_pair(&cursor, &value)) != NULL) {
 		if (!value && strcmp(key, "on") == 0) {
 			cfg->rng = true;
@@ -228,13 +225,17 @@ static int parse_rng(char *arg, struct vm_config *cfg, char *err, size_t err_len
 		} else if (strcmp(key, "rate") == 0) {
 			if (!value || options_parse_size(value, &cfg->rng_rate) < 0 ||
 			    cfg->rng_rate < VIRTIO_RNG_MIN_RATE)
-				return fail(err, err_len, "--rng rate=%s is not a size per second "
-					    "(try 64K or 1M)", value ? value : "");
+				return errmsg(err, err_len,
+					      "--rng rate=%s is not a size per second "
+					      "(try 64K or 1M)",
+					      value ? value : "");
 			if (cfg->rng_rate > VIRTIO_RNG_MAX_RATE)
-				return fail(err, err_len, "--rng rate=%s is more than %llu MiB per second",
-					    value, VIRTIO_RNG_MAX_RATE >> 20);
+				return errmsg(err, err_len,
+					      "--rng rate=%s is more than %llu MiB per second",
+					      value, VIRTIO_RNG_MAX_RATE >> 20);
 		} else {
-			return fail(err, err_len, "--rng: '%s' is not one of on, off, rate=SIZE", key);
+			return errmsg(err, err_len, "--rng: '%s' is not one of on, off, rate=SIZE",
+				      key);
 		}
 	}
 	return 0;
@@ -250,8 +251,8 @@ static int parse_disk(char *arg, struct vm_config *cfg, char *err, size_t err_le
 	char *cursor = arg, *key, *value;
 
 	if (cfg->nr_disks == CONFIG_MAX_DISKS)
-		return fail(err, err_len, "too many --disk options: a VM has at most %d disks",
-			    CONFIG_MAX_DISKS);
+		return errmsg(err, err_len, "too many --disk options: a VM has at most %d disks",
+			      CONFIG_MAX_DISKS);
 	disk = &cfg->disks[cfg->nr_disks];
 	memset(disk, 0, sizeof(*disk));
 	if (!strchr(arg, '=')) { /* a bare path: --disk root.img */
@@ -263,7 +264,7 @@ static int parse_disk(char *arg, struct vm_config *cfg, char *err, size_t err_le
 			return -EINVAL;
 	}
 	if (!disk->path)
-		return fail(err, err_len, "--disk needs path=FILE");
+		return errmsg(err, err_len, "--disk needs path=FILE");
 	cfg->nr_disks++;
 	return 0;
 }
@@ -272,8 +273,8 @@ static int parse_disk(char *arg, struct vm_config *cfg, char *err, size_t err_le
 static int parse_net(char *arg, struct vm_config *cfg, char *err, size_t err_len)
 {
 	if (cfg->nr_nics == CONFIG_MAX_NICS)
-		return fail(err, err_len, "too many --net options: a VM has at most %d NICs",
-			    CONFIG_MAX_NICS);
+		return errmsg(err, err_len, "too many --net options: a VM has at most %d NICs",
+			      CONFIG_MAX_NICS);
 	if (net_parse_spec(arg, &cfg->nics[cfg->nr_nics], err, err_len) < 0)
 		return -EINVAL;
 	cfg->nr_nics++;
@@ -323,7 +324,7 @@ static int parse_run_option(int opt, char *arg, struct vm_config *cfg, char *err
 	case OPT_CMDLINE: cfg->cmdline = arg; return 0;
 	case OPT_NAME:
 		if (*arg == '\0')
-			return fail(err, err_len, "--name must not be empty");
+			return errmsg(err, err_len, "--name must not be empty");
 		cfg->name = arg;
 		return 0;
 	case OPT_CPUS: return parse_cpus(arg, cfg, err, err_len);
@@ -334,7 +335,8 @@ static int parse_run_option(int opt, char *arg, struct vm_config *cfg, char *err
 	case OPT_CONSOLE: return parse_console(arg, cfg, err, err_len);
 	case OPT_RNG: return parse_rng(arg, cfg, err, err_len);
 	case OPT_NET: return parse_net(arg, cfg, err, err_len);
-	default: return fail(err, err_len, "unknown option (see 'vireo --help')");
+	default:
+		return errmsg(err, err_len, "unknown option (see 'vireo --help')");
 	}
 }
 
@@ -353,20 +355,21 @@ static int parse_run(int argc, char **argv, enum options_command *command,
 			return 0;
 		}
 		if (opt == '?' && optopt)
-			return fail(err, err_len, "unknown option '-%c' (see 'vireo --help')", optopt);
+			return errmsg(err, err_len, "unknown option '-%c' (see 'vireo --help')",
+				      optopt);
 		if (opt == '?')
-			return fail(err, err_len, "unknown option '%s' (see 'vireo --help')",
-				    argv[optind - 1]);
+			return errmsg(err, err_len, "unknown option '%s' (see 'vireo --help')",
+				      argv[optind - 1]);
 		if (opt == ':')
-			return fail(err, err_len, "option '%s' needs a value", argv[optind - 1]);
+			return errmsg(err, err_len, "option '%s' needs a value", argv[optind - 1]);
 		rc = parse_run_option(opt, optarg, cfg, err, err_len);
 		if (rc)
 			return rc;
 	}
 	if (optind < argc)
-		return fail(err, err_len, "unexpected argument '%s'", argv[optind]);
+		return errmsg(err, err_len, "unexpected argument '%s'", argv[optind]);
 	if (!cfg->kernel_path)
-		return fail(err, err_len, "no kernel given: use --kernel PATH");
+		return errmsg(err, err_len, "no kernel given: use --kernel PATH");
 	return 0;
 }
 
@@ -386,13 +389,13 @@ int options_parse(int argc, char **argv, enum options_command *command, struct v
 	}
 	if (strcmp(verb, "check") == 0) {
 		*command = COMMAND_CHECK;
-		return argc == 2 ? 0 : fail(err, err_len, "'vireo check' takes no arguments");
+		return argc == 2 ? 0 : errmsg(err, err_len, "'vireo check' takes no arguments");
 	}
 	if (strcmp(verb, "run") == 0) {
 		*command = COMMAND_RUN;
 		return parse_run(argc - 1, argv + 1, command, cfg, err, err_len);
 	}
-	return fail(err, err_len, "unknown command '%s' (see 'vireo --help')", verb);
+	return errmsg(err, err_len, "unknown command '%s' (see 'vireo --help')", verb);
 }
 
 void options_print_help(void)
