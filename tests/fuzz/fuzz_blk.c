@@ -37,6 +37,7 @@
 
 #include "disk/disk.h"
 #include "virtio/blk.h"
+#include "fuzz_input.h"
 #include "virtio_harness.h"
 
 #define RAM_SIZE (128u << 10)
@@ -49,33 +50,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static struct disk *disks[2]; /* read-write, read-only */
-
-struct input {
-	const uint8_t *p;
-	size_t left;
-};
-
-static uint8_t get8(struct input *in)
-{
-	if (!in->left)
-		return 0;
-	in->left--;
-	return *in->p++;
-}
-
-static uint16_t get16(struct input *in)
-{
-	uint16_t lo = get8(in);
-
-	return (uint16_t)(lo | get8(in) << 8);
-}
-
-static uint32_t get32(struct input *in)
-{
-	uint32_t lo = get16(in);
-
-	return lo | (uint32_t)get16(in) << 16;
-}
 
 /* One image per mode, unlinked at once: nothing is left behind, even after a crash. */
 static struct disk *make_disk(bool readonly)
@@ -164,7 +138,7 @@ static uint64_t ram_left(const struct run *r)
 /* A buffer length: bytes, 16-byte discard ranges or 512-byte sectors. */
 static struct harness_buf buf_spec(struct input *in)
 {
-	uint16_t x = get16(in);
+	uint16_t x = (uint16_t)get_n(in, 2);
 	struct harness_buf b = { .writable = x & 0x4000 };
 
 	if (!(x & 0x8000))
@@ -241,10 +215,10 @@ static bool add_request(struct run *r, struct input *in)
 static void poke_registers(struct run *r, struct input *in)
 {
 	for (unsigned int i = 0; i < MAX_REGISTER_OPS && in->left; i++) {
-		uint64_t offset = get16(in) % VIRTIO_MMIO_WINDOW;
+		uint64_t offset = get_n(in, 2) % VIRTIO_MMIO_WINDOW;
 		uint8_t how = get8(in);
 		uint32_t width = 1u << ((how >> 1) & 3);
-		uint64_t value = get32(in);
+		uint64_t value = get_n(in, 4);
 
 		if (offset + width > VIRTIO_MMIO_WINDOW)
 			continue;

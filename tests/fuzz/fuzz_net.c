@@ -44,6 +44,7 @@
 
 #include "net/net.h"
 #include "virtio/net.h"
+#include "fuzz_input.h"
 #include "virtio_harness.h"
 #include "vmm/event_loop.h"
 
@@ -55,28 +56,6 @@
 #define F(bit) (1ULL << (bit))
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-struct input {
-	const uint8_t *p;
-	size_t left;
-};
-
-static uint8_t get8(struct input *in)
-{
-	if (!in->left)
-		return 0;
-	in->left--;
-	return *in->p++;
-}
-
-static uint32_t get_n(struct input *in, int bytes)
-{
-	uint32_t v = 0;
-
-	for (int i = 0; i < bytes; i++)
-		v |= (uint32_t)get8(in) << (8 * i);
-	return v;
-}
 
 static void die(const char *what)
 {
