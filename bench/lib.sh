@@ -464,16 +464,14 @@ bench_main() {
 		-h | --help) bench_usage; exit 0 ;;
 		*)
 			# A script's own options take a value each ("--name=value" or "--name value").
-			if [ "$(type -t bench_option)" = function ] && [ $# -ge 2 ] && bench_option "$1" "$2"; then
-				extra+=("$1" "$2")
-				shift
-			elif [ "$(type -t bench_option)" = function ] && [[ $1 == --*=* ]] &&
-				bench_option "${1%%=*}" "${1#*=}"; then
-				extra+=("${1%%=*}" "${1#*=}")
-			else
+			[[ $1 != --*=* ]] || set -- "${1%%=*}" "${1#*=}" "${@:2}"
+			if [ "$(type -t bench_option)" != function ] || [ $# -lt 2 ] ||
+				! bench_option "$1" "$2"; then
 				bench_usage >&2
 				exit 1
 			fi
+			extra+=("$1" "$2")
+			shift
 			;;
 		esac
 		shift
