@@ -47,6 +47,14 @@ struct disk_ops {
 	int (*discard)(struct disk *disk, uint64_t offset, uint64_t len);
 	int (*write_zeroes)(struct disk *disk, uint64_t offset, uint64_t len, bool may_unmap);
 	void (*close)(struct disk *disk);
+	/*
+	 * Optional, for formats: may the engine move this read or write itself,
+	 * as one transfer at *where? Only when that needs no metadata work (the
+	 * clusters are mapped, in memory; a write's are the image's alone), and
+	 * it stays right while the engine has other such transfers in flight.
+	 * False sends the request through the calls above instead.
+	 */
+	bool (*map)(struct disk *disk, const struct disk_io *io, struct disk_extent *where);
 };
 
 struct disk {
@@ -55,7 +63,7 @@ struct disk {
 	bool readonly;
 	int fd;
 	const char *path;
-	bool passthrough;	  /* guest offset == file offset: engines may do the I/O */
+	bool passthrough;	  /* guest offset == file offset: engines may do all the I/O */
 	struct disk_uring *uring; /* the io_uring engine's state, or NULL for sync */
 };
 

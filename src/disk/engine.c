@@ -2,6 +2,7 @@
 #include "disk/engine.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <liburing.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +11,7 @@
 #include <unistd.h>
 
 #include "disk/disk.h"
+#include "vmm/iov.h"
 
 struct disk_uring {
 	struct io_uring ring;
@@ -58,7 +60,7 @@ void disk_engine_start(struct disk *disk, enum disk_engine_kind kind, unsigned i
 {
 	int err = 0;
 
-	if (kind != DISK_ENGINE_IO_URING || !disk->passthrough)
+	if (kind != DISK_ENGINE_IO_URING || !(disk->passthrough || disk->ops->map))
 		return;
 	disk->uring = uring_create(depth, &err);
 	if (!disk->uring)
@@ -79,20 +81,29 @@ void disk_engine_stop(struct disk *disk)
 	disk->uring = NULL;
 }
 
-static void uring_prepare(struct io_uring_sqe *sqe, struct disk *disk, struct disk_io *io)
+static void uring_prepare(struct io_uring_sqe *sqe, struct disk_io *io)
 {
+	int fd = io->where.fd;
+
 	switch (io->op) {
 	case DISK_IO_READ:
-		io_uring_prep_readv(sqe, disk->fd, io->iov, (unsigned int)io->nr_iov, io->offset);
+		io_uring_prep_readv(sqe, fd, io->iov, (unsigned int)io->nr_iov, io->where.offset);
 		break;
 	case DISK_IO_WRITE:
-		io_uring_prep_writev(sqe, disk->fd, io->iov, (unsigned int)io->nr_iov, io->offset);
+		io_uring_prep_writev(sqe, fd, io->iov, (unsigned int)io->nr_iov, io->where.offset);
 		break;
 	case DISK_IO_FLUSH:
-		io_uring_prep_fsync(sqe, disk->fd, IORING_FSYNC_DATASYNC);
+		io_uring_prep_fsync(sqe, fd, IORING_FSYNC_DATASYNC);
 		break;
 	}
 	io_uring_sqe_set_data(sqe, io);
+}
+
+/* May io go to the ring, and where? Everything on a passthrough disk; what map() places. */
+static bool uring_takes(struct disk *disk, struct disk_io *io)
+{
+	io->where = (struct disk_extent){ disk->fd, io->offset };
+	return disk->passthrough || (io->op != DISK_IO_FLUSH && disk->ops->map(disk, io, &io->where));
 }
 
 void disk_submit(struct disk *disk, struct disk_io *io)
@@ -100,7 +111,8 @@ void disk_submit(struct disk *disk, struct disk_io *io)
 	struct disk_uring *u = disk->uring;
 	struct io_uring_sqe *sqe;
 
-	if (!u) {
+	if (!u || !uring_takes(disk, io)) {
+		disk_drain(disk); /* what the format does now must not move data under a transfer */
 		io->done(io, sync_io(disk, io));
 		return;
 	}
@@ -109,7 +121,7 @@ void disk_submit(struct disk *disk, struct disk_io *io)
 		io_uring_submit(&u->ring);
 		disk_reap(disk);
 	}
-	uring_prepare(sqe, disk, io);
+	uring_prepare(sqe, io);
 	u->in_flight++;
 	io_uring_submit(&u->ring);
 }
@@ -120,18 +132,40 @@ int disk_completion_fd(const struct disk *disk)
 }
 
 /*
- * A short read or write (rare: a signal, a file that shrank) is finished
- * synchronously rather than resubmitted piecewise.
+ * A short read or write (rare: a signal, a file that shrank, a format's last
+ * cluster that ends past the end of its file) is finished synchronously at
+ * the same place; what lies past the end of the file reads as zeroes, as it
+ * does through the formats' own code.
  */
-static ssize_t finish_short(struct disk *disk, struct disk_io *io, ssize_t result)
+static ssize_t finish_short(struct disk_io *io, ssize_t result)
 {
-	size_t want = 0;
+	size_t want = 0, done;
+	struct iovec rest[IOV_MAX];
 
 	if (result < 0 || io->op == DISK_IO_FLUSH)
 		return result;
 	for (int i = 0; i < io->nr_iov; i++)
 		want += io->iov[i].iov_len;
-	return (size_t)result == want ? result : sync_io(disk, io);
+	for (done = (size_t)result; done < want;) {
+		unsigned int k = iov_slice(io->iov, (unsigned int)io->nr_iov, done, want - done, rest,
+					   IOV_MAX);
+		off_t at = (off_t)(io->where.offset + done);
+		ssize_t got = io->op == DISK_IO_READ ? preadv(io->where.fd, rest, (int)k, at)
+						     : pwritev(io->where.fd, rest, (int)k, at);
+
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got < 0)
+			return -errno;
+		if (got == 0 && io->op == DISK_IO_WRITE)
+			return -EIO;
+		if (got == 0) {
+			iov_zero(io->iov, (unsigned int)io->nr_iov, done, want - done);
+			break;
+		}
+		done += (size_t)got;
+	}
+	return (ssize_t)want;
 }
 
 void disk_reap(struct disk *disk)
@@ -150,7 +184,7 @@ void disk_reap(struct disk *disk)
 
 		io_uring_cqe_seen(&u->ring, cqe);
 		u->in_flight--;
-		io->done(io, finish_short(disk, io, result));
+		io->done(io, finish_short(io, result));
 	}
 }
 
@@ -164,4 +198,10 @@ void disk_drain(struct disk *disk)
 			return;
 		disk_reap(disk);
 	}
+}
+
+void disk_quiesce(struct disk *disk)
+{
+	if (!disk->passthrough)
+		disk_drain(disk);
 }

@@ -5,9 +5,12 @@
  *   io_uring  requests are queued to an io_uring and complete later: many in
  *             flight, one eventfd telling the I/O thread that some finished.
  *
- * io_uring serves images whose guest offsets are file offsets (raw); other
- * formats run their own metadata logic and use sync. A host that refuses
- * io_uring (old kernel, sysctl, seccomp) falls back to sync with one notice.
+ * io_uring moves everything for images whose guest offsets are file offsets
+ * (raw). A format (qcow2) hands it the reads and writes its map() op can
+ * place from memory alone; the rest run synchronously through the format's
+ * own code, once the requests in flight are done, so that no cluster moves
+ * under a transfer. A host that refuses io_uring (old kernel, sysctl,
+ * seccomp) falls back to sync with one notice.
  */
 #ifndef VIREO_DISK_ENGINE_H
 #define VIREO_DISK_ENGINE_H
@@ -18,6 +21,12 @@
 #include <sys/uio.h>
 
 struct disk;
+
+/* Where a request's bytes lie in a host file. */
+struct disk_extent {
+	int fd;
+	uint64_t offset;
+};
 
 #define DISK_ENGINE_DEPTH 256 /* requests in flight per disk: one per virtqueue entry */
 
@@ -40,6 +49,7 @@ struct disk_io {
 	uint64_t offset;
 	/* result: bytes moved (or 0 for a flush), or -errno. Runs on the I/O thread. */
 	void (*done)(struct disk_io *io, ssize_t result);
+	struct disk_extent where; /* the engine's: where an io_uring transfer goes */
 };
 
 /* Chooses the disk's engine; prints the one-line notice when io_uring is refused. */
@@ -55,5 +65,11 @@ void disk_reap(struct disk *disk);
 
 /* Waits until every submitted request completed (device reset, shutdown). */
 void disk_drain(struct disk *disk);
+
+/*
+ * Before a discard or write-zeroes, which may move a format's clusters: waits
+ * for the requests in flight (nothing to wait for on a passthrough disk).
+ */
+void disk_quiesce(struct disk *disk);
 
 #endif

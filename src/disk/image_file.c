@@ -193,6 +193,16 @@ struct image_file *image_file_from_fd(int fd, bool direct)
 	return &f->file;
 }
 
+int image_file_fd_for(const struct image_file *file, const struct iovec *iov, int n,
+		      uint64_t offset)
+{
+	const struct fd_file *f = (const struct fd_file *)file;
+
+	if (file->ops != &fd_ops || (f->direct && !direct_aligned(iov, n, offset)))
+		return -1;
+	return f->fd;
+}
+
 /* ---- memory ---- */
 
 struct mem_file {

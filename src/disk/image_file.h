@@ -43,6 +43,14 @@ struct image_file {
 struct image_file *image_file_from_fd(int fd, bool direct);
 
 /*
+ * The descriptor behind f, for a caller that moves this one transfer itself
+ * (an io_uring engine); or -1: f is not a descriptor, or it is O_DIRECT and
+ * the transfer is not aligned for that.
+ */
+int image_file_fd_for(const struct image_file *f, const struct iovec *iov, int n,
+		      uint64_t offset);
+
+/*
  * A file in memory, initially a copy of data; it may grow up to max_size
  * bytes (writes past that fail with -EFBIG). For tests and the fuzzer.
  */

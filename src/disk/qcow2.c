@@ -41,6 +41,14 @@ int qcow2_sync_if(struct qcow2 *q, unsigned int kinds)
 	return ret;
 }
 
+/* Bookkeeping for a write to the file, ours or the engine's. */
+static void note_write(struct qcow2 *q, uint64_t offset, uint64_t len, unsigned int kind)
+{
+	q->unsynced |= kind;
+	if (offset + len > q->file_end)
+		q->file_end = offset + len;
+}
+
 static int writev_file(struct qcow2 *q, const struct iovec *iov, int n, uint64_t offset,
 		       uint64_t len, unsigned int kind)
 {
@@ -53,9 +61,7 @@ static int writev_file(struct qcow2 *q, const struct iovec *iov, int n, uint64_t
 	ret = q->file->ops->writev(q->file, iov, n, offset);
 	if (ret < 0)
 		return ret;
-	q->unsynced |= kind;
-	if (offset + len > q->file_end)
-		q->file_end = offset + len;
+	note_write(q, offset, len, kind);
 	return 0;
 }
 
@@ -521,6 +527,80 @@ static bool request_ok(const struct disk *disk, int n, uint64_t offset, uint64_t
 	return n >= 0 && n <= QCOW2_IOV_MAX && offset <= disk->size && len <= disk->size - offset;
 }
 
+/* Transfers the engine may do itself. */
+
+static bool direct_run(struct qcow2 *q, bool write, uint64_t offset, uint64_t len,
+		       struct image_file **file, uint64_t *host);
+
+/* A read of guest bytes the image leaves to its backing file, wholly inside it. */
+static bool backing_run(struct qcow2 *q, uint64_t offset, uint64_t len, struct image_file **file,
+			uint64_t *host)
+{
+	struct qcow2_backing *b = &q->backing;
+	bool ok;
+
+	if (offset >= b->size || len > b->size - offset)
+		return false; /* no backing file, or zeroes past its end */
+	if (b->raw) {
+		*file = b->raw;
+		*host = offset;
+		return true;
+	}
+	pthread_mutex_lock(&b->qcow2->lock);
+	ok = direct_run(b->qcow2, false, offset, len, file, host);
+	pthread_mutex_unlock(&b->qcow2->lock);
+	return ok;
+}
+
+/*
+ * Do guest bytes [offset, offset + len) lie as one run in one file, known from
+ * memory alone? For a write the clusters must be ours (COPIED) and fit to
+ * write in place; a read may also go to the backing chain.
+ */
+static bool direct_run(struct qcow2 *q, bool write, uint64_t offset, uint64_t len,
+		       struct image_file **file, uint64_t *host)
+{
+	uint64_t cs = q->cluster_size, in = offset & (cs - 1);
+	struct qcow2_map first, m;
+
+	if (!qcow2_map_cached(q, offset, &first))
+		return false;
+	for (uint64_t k = 1; k * cs < in + len; k++)
+		if (!qcow2_map_cached(q, offset - in + k * cs, &m) || !same_run(&first, &m, k, cs) ||
+		    (write && !m.copied))
+			return false;
+	if (first.kind == QCOW2_UNALLOCATED && !write)
+		return backing_run(q, offset, len, file, host);
+	if (first.kind != QCOW2_NORMAL || (write && !first.copied))
+		return false;
+	if (write && !in_place_ok(q, first.host + in, len))
+		return false;
+	*file = q->file;
+	*host = first.host + in;
+	return true;
+}
+
+static bool qcow2_map_io(struct disk *disk, const struct disk_io *io, struct disk_extent *where)
+{
+	struct qcow2 *q = to_qcow2(disk);
+	bool write = io->op == DISK_IO_WRITE;
+	uint64_t len = iov_total(io->iov, io->nr_iov);
+	struct image_file *file;
+	bool ok;
+
+	if ((write && disk->readonly) || len == 0 || !request_ok(disk, io->nr_iov, io->offset, len))
+		return false;
+	pthread_mutex_lock(&q->lock);
+	ok = direct_run(q, write, io->offset, len, &file, &where->offset);
+	if (ok)
+		where->fd = image_file_fd_for(file, io->iov, io->nr_iov, where->offset);
+	ok = ok && where->fd >= 0;
+	if (ok && write)
+		note_write(q, where->offset, len, QCOW2_SYNC_DATA); /* the next FLUSH syncs it */
+	pthread_mutex_unlock(&q->lock);
+	return ok;
+}
+
 static ssize_t qcow2_readv(struct disk *disk, const struct iovec *iov, int n, uint64_t offset)
 {
 	struct qcow2 *q = to_qcow2(disk);
@@ -624,5 +704,6 @@ const struct disk_ops qcow2_disk_ops = {
 	.discard = qcow2_discard,
 	.write_zeroes = qcow2_write_zeroes,
 	.close = qcow2_close,
+	.map = qcow2_map_io,
 };
 

@@ -193,6 +193,16 @@ bool qcow2_cache_has(const struct qcow2_cache *c, uint64_t offset)
 	return cache_lookup(c, offset) >= 0;
 }
 
+const uint8_t *qcow2_cache_peek(struct qcow2_cache *c, uint64_t offset)
+{
+	int i = cache_lookup(c, offset);
+
+	if (i < 0)
+		return NULL;
+	c->tables[i].used = true;
+	return c->tables[i].data;
+}
+
 /* The cluster was freed: its table must never be written back. */
 void qcow2_cache_forget(struct qcow2_cache *c, uint64_t offset)
 {

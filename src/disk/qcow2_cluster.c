@@ -90,17 +90,25 @@ static uint64_t l2_index(const struct qcow2 *q, uint64_t guest)
 	return (guest >> q->cluster_bits) & ((1ull << q->l2_bits) - 1);
 }
 
+/* The offset of guest's L2 table, or 0: none (or past the L1 table, the last cluster's tail). */
+static int l2_offset_of(const struct qcow2 *q, uint64_t guest, uint64_t *offset)
+{
+	uint64_t i = l1_index(q, guest);
+
+	*offset = 0;
+	if (i >= q->l1_size)
+		return 0;
+	return qcow2_l1_entry_offset(q, be64toh(q->l1[i]), offset);
+}
+
 int qcow2_map(struct qcow2 *q, uint64_t guest, struct qcow2_map *m)
 {
-	uint64_t i = l1_index(q, guest), l2_offset;
 	struct qcow2_table *t;
-	uint64_t entry;
+	uint64_t l2_offset, entry;
 	int ret;
 
 	memset(m, 0, sizeof(*m));
-	if (i >= q->l1_size)
-		return 0; /* past the L1 table: only the tail of the last cluster */
-	ret = qcow2_l1_entry_offset(q, be64toh(q->l1[i]), &l2_offset);
+	ret = l2_offset_of(q, guest, &l2_offset);
 	if (ret < 0 || l2_offset == 0)
 		return ret;
 	ret = get_l2(q, l2_offset, &t);
@@ -109,6 +117,25 @@ int qcow2_map(struct qcow2 *q, uint64_t guest, struct qcow2_map *m)
 	entry = qcow2_get64(t->data + 8 * l2_index(q, guest));
 	qcow2_cache_put(&q->l2_cache, t);
 	return qcow2_parse_l2(q, entry, m);
+}
+
+/*
+ * qcow2_map() from what is in memory alone: false where that needs a table
+ * not in the cache (or finds a bad entry). Never does I/O, so never writes
+ * a table back: safe while the engine has requests in flight.
+ */
+bool qcow2_map_cached(struct qcow2 *q, uint64_t guest, struct qcow2_map *m)
+{
+	const uint8_t *l2;
+	uint64_t l2_offset;
+
+	memset(m, 0, sizeof(*m));
+	if (l2_offset_of(q, guest, &l2_offset) < 0)
+		return false;
+	if (l2_offset == 0)
+		return true;
+	l2 = qcow2_cache_peek(&q->l2_cache, l2_offset);
+	return l2 && qcow2_parse_l2(q, qcow2_get64(l2 + 8 * l2_index(q, guest)), m) == 0;
 }
 
 static void l1_set(struct qcow2 *q, uint64_t i, uint64_t entry)

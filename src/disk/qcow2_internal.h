@@ -240,7 +240,6 @@ struct qcow2 {
 
 	uint8_t *cow_buf; /* one cluster: building a partially written new cluster */
 	struct iovec iov[QCOW2_IOV_MAX];
-	bool broken; /* a metadata write failed: refuse further writes */
 
 	/* During repair: references counted per cluster, else NULL. */
 	uint32_t *repair_refs;
@@ -322,12 +321,15 @@ void qcow2_cache_put(struct qcow2_cache *c, struct qcow2_table *t);
 void qcow2_cache_dirty(struct qcow2_cache *c, struct qcow2_table *t);
 int qcow2_cache_flush(struct qcow2_cache *c);
 bool qcow2_cache_has(const struct qcow2_cache *c, uint64_t offset);
+/* The cached table at offset (not pinned: use it before the next get), or NULL. No I/O. */
+const uint8_t *qcow2_cache_peek(struct qcow2_cache *c, uint64_t offset);
 void qcow2_cache_forget(struct qcow2_cache *c, uint64_t offset);
 
 /* ---- qcow2_cluster.c ---- */
 int qcow2_parse_l2(const struct qcow2 *q, uint64_t entry, struct qcow2_map *m);
 int qcow2_l1_entry_offset(const struct qcow2 *q, uint64_t entry, uint64_t *offset);
 int qcow2_map(struct qcow2 *q, uint64_t guest, struct qcow2_map *m);
+bool qcow2_map_cached(struct qcow2 *q, uint64_t guest, struct qcow2_map *m);
 int qcow2_l2_for_write(struct qcow2 *q, uint64_t guest, struct qcow2_table **t);
 int qcow2_check_table(const struct qcow2 *q, uint64_t offset, const struct qcow2_cache *other);
 int qcow2_write_l1(struct qcow2 *q);

@@ -191,7 +191,11 @@ static uint8_t blk_ranges(struct virtio_blk *blk, const struct virtq_req *req, u
 	if (count == 0 || count > BLK_MAX_SEGMENTS ||
 	    payload % sizeof(struct virtio_blk_discard_write_zeroes))
 		return VIRTIO_BLK_S_UNSUPP;
-	/* Discards run on the I/O thread: reads and writes in flight are the guest's to order. */
+	/*
+	 * Discards run on the I/O thread at once. On a raw image the reads and writes
+	 * in flight are the guest's to order; a format may move clusters under them.
+	 */
+	disk_quiesce(blk->disk);
 	for (size_t i = 0; i < count; i++) {
 		struct virtio_blk_discard_write_zeroes range;
 		uint8_t status;
