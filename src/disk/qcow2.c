@@ -25,6 +25,7 @@
 #include "vmm/iov.h"
 
 #define FREES_WRITEBACK 4096 /* pending frees that trigger a write-back of their own */
+#define QCOW2_RUN_MAX 64     /* new clusters one write may fill */
 #define ZSTD_WINDOW_LOG_MAX 23
 
 /* ---- file I/O: every write is noted for the barrier bookkeeping ---- */
@@ -351,88 +352,153 @@ static bool reads_zero_whole(const struct qcow2 *q, uint64_t guest, const struct
 	return m->kind == QCOW2_ZERO || (m->kind == QCOW2_UNALLOCATED && guest >= q->backing.size);
 }
 
+/* A write request being served: the guest's bytes (no iov: zeroes), and how far along. */
+struct write_req {
+	const struct iovec *iov;
+	int n;
+	uint64_t offset, len; /* guest bytes */
+	uint64_t pos;	      /* bytes done */
+};
+
+/* len bytes of the request from w->pos to host (zeroes: at most a cluster). */
+static int write_data(struct qcow2 *q, const struct write_req *w, uint64_t len, uint64_t host)
+{
+	int nr;
+
+	if (!w->iov) {
+		memset(q->cow_buf, 0, len);
+		return qcow2_write_file(q, q->cow_buf, len, host, QCOW2_SYNC_DATA);
+	}
+	nr = (int)iov_slice(w->iov, (unsigned int)w->n, w->pos, len, q->iov, QCOW2_IOV_MAX);
+	return writev_file(q, q->iov, nr, host, len, QCOW2_SYNC_DATA);
+}
+
 /*
- * Writes [offset, offset + len) from iov (NULL: zeroes). Where the cluster is
- * ours alone the data goes in place; elsewhere into a new cluster, written
- * whole before the L2 entry points at it.
+ * In place into the cluster of L2 entry idx (m: ours alone), and on through
+ * the clusters after it while they are ours and contiguous in the file
+ * (zeroes: that cluster only). *done: the bytes written.
  */
+static int write_in_place(struct qcow2 *q, const struct write_req *w, const struct qcow2_table *t,
+			  uint64_t idx, const struct qcow2_map *m, uint64_t *done)
+{
+	uint64_t cs = q->cluster_size, entries = 1ull << q->l2_bits;
+	uint64_t in = (w->offset + w->pos) & (cs - 1), left = w->len - w->pos;
+	uint64_t run = left < cs - in ? left : cs - in, k = 1;
+	struct qcow2_map next;
+
+	while (w->iov && run < left && idx + k < entries &&
+	       qcow2_parse_l2(q, l2_entry(t, idx + k), &next) == 0 && next.kind == QCOW2_NORMAL &&
+	       next.copied && next.host == m->host + k * cs) {
+		run += left - run < cs ? left - run : cs;
+		k++;
+	}
+	if (!in_place_ok(q, m->host + in, run))
+		return -EIO;
+	*done = run;
+	return write_data(q, w, run, m->host + in);
+}
+
+/*
+ * A new cluster at host for part of the guest cluster at guest (m: what it
+ * maps to now): the rest from its old contents, then all of it to host.
+ */
+static int write_cow(struct qcow2 *q, const struct write_req *w, uint64_t guest,
+		     const struct qcow2_map *m, uint64_t chunk, uint64_t host)
+{
+	uint64_t in = (w->offset + w->pos) - guest;
+	int ret = 0;
+
+	if (chunk < q->cluster_size)
+		ret = read_old_cluster(q, guest, m);
+	if (ret < 0)
+		return ret;
+	if (w->iov)
+		iov_copy(w->iov, w->n, w->pos, q->cow_buf + in, chunk, false);
+	else
+		memset(q->cow_buf + in, 0, chunk);
+	return qcow2_write_file(q, q->cow_buf, q->cluster_size, host, QCOW2_SYNC_DATA);
+}
+
+/*
+ * How many clusters from L2 entry idx a run of new clusters at host spans:
+ * the next ones join while the request covers them whole (left: its bytes
+ * after the first), they need new clusters too, and the host cluster that
+ * follows is free. old[]: what each mapped to.
+ */
+static uint64_t grow_run(struct qcow2 *q, const struct qcow2_table *t, uint64_t idx, uint64_t left,
+			 uint64_t host, struct qcow2_map *old)
+{
+	uint64_t cs = q->cluster_size, entries = 1ull << q->l2_bits, k = 1;
+
+	while (k < QCOW2_RUN_MAX && idx + k < entries && left >= cs &&
+	       qcow2_parse_l2(q, l2_entry(t, idx + k), &old[k]) == 0 &&
+	       !(old[k].kind == QCOW2_NORMAL && old[k].copied) &&
+	       qcow2_alloc_cluster_at(q, host + k * cs)) {
+		left -= cs;
+		k++;
+	}
+	return k;
+}
+
+/*
+ * The cluster of L2 entry idx (m: its mapping, not ours alone) gets a new
+ * one, written before its L2 entry points at it; so do the whole clusters
+ * after it that can join it in one write (grow_run()). The old clusters are
+ * given back once the new entries are on disk. *done: the bytes written.
+ */
+static int write_new(struct qcow2 *q, const struct write_req *w, struct qcow2_table *t,
+		     uint64_t idx, const struct qcow2_map *m, uint64_t *done)
+{
+	uint64_t cs = q->cluster_size, guest = w->offset + w->pos, in = guest & (cs - 1);
+	uint64_t left = w->len - w->pos, chunk = left < cs - in ? left : cs - in, host, k = 1;
+	struct qcow2_map old[QCOW2_RUN_MAX];
+	int ret = qcow2_alloc_cluster(q, &host);
+
+	if (ret < 0)
+		return ret;
+	old[0] = *m;
+	/* Whole, or past the end of the file where the rest reads as zeroes already. */
+	if (w->iov && (chunk == cs || (host >= q->file_end && reads_zero_whole(q, guest - in, m)))) {
+		k = grow_run(q, t, idx, left - chunk, host, old);
+		ret = write_data(q, w, chunk + (k - 1) * cs, host + in);
+	} else {
+		ret = write_cow(q, w, guest - in, m, chunk, host);
+	}
+	if (ret < 0)
+		return ret;
+	for (uint64_t i = 0; i < k; i++) {
+		qcow2_put64(t->data + 8 * (idx + i), (host + i * cs) | QCOW2_OFLAG_COPIED);
+		qcow2_free_map_later(q, &old[i]);
+	}
+	qcow2_cache_dirty(&q->l2_cache, t);
+	*done = chunk + (k - 1) * cs;
+	return 0;
+}
+
+/* Writes [offset, offset + len) from iov (NULL: zeroes), cluster run by cluster run. */
 static int write_locked(struct qcow2 *q, const struct iovec *iov, int n, uint64_t offset,
 			uint64_t len)
 {
-	uint64_t cs = q->cluster_size, entries = 1ull << q->l2_bits;
+	struct write_req w = { iov, n, offset, len, 0 };
 
-	for (uint64_t pos = 0; pos < len;) {
-		uint64_t guest = offset + pos, in = guest & (cs - 1);
-		uint64_t chunk = len - pos < cs - in ? len - pos : cs - in;
-		uint64_t idx = (guest >> q->cluster_bits) & (entries - 1), host = 0;
+	while (w.pos < w.len) {
+		uint64_t guest = w.offset + w.pos, done = 0;
+		uint64_t idx = (guest >> q->cluster_bits) & ((1ull << q->l2_bits) - 1);
 		struct qcow2_table *t;
 		struct qcow2_map m;
-		int ret = qcow2_l2_for_write(q, guest, &t), nr;
-		bool fresh;
+		int ret = qcow2_l2_for_write(q, guest, &t);
 
 		if (ret < 0)
 			return ret;
-		ret = qcow2_parse_l2(q, qcow2_get64(t->data + 8 * idx), &m);
-		if (ret == 0 && m.kind == QCOW2_NORMAL && m.copied && !iov) {
-			/* Zeroes, in place, one cluster at a time. */
-			qcow2_cache_put(&q->l2_cache, t);
-			if (!in_place_ok(q, m.host + in, chunk))
-				return -EIO;
-			memset(q->cow_buf, 0, chunk);
-			ret = qcow2_write_file(q, q->cow_buf, chunk, m.host + in, QCOW2_SYNC_DATA);
-			if (ret < 0)
-				return ret;
-			pos += chunk;
-			continue;
-		}
-		if (ret == 0 && m.kind == QCOW2_NORMAL && m.copied) {
-			uint64_t run = chunk, k = 1;
-			struct qcow2_map next;
-
-			/* The following clusters too, while they are ours and contiguous. */
-			while (pos + run < len && idx + k < entries &&
-			       qcow2_parse_l2(q, l2_entry(t, idx + k), &next) == 0 &&
-			       next.kind == QCOW2_NORMAL && next.copied &&
-			       next.host == m.host + k * cs) {
-				run += len - pos - run < cs ? len - pos - run : cs;
-				k++;
-			}
-			qcow2_cache_put(&q->l2_cache, t);
-			if (!in_place_ok(q, m.host + in, run))
-				return -EIO;
-			nr = (int)iov_slice(iov, (unsigned int)n, pos, run, q->iov, QCOW2_IOV_MAX);
-			ret = writev_file(q, q->iov, nr, m.host + in, run, QCOW2_SYNC_DATA);
-			if (ret < 0)
-				return ret;
-			pos += run;
-			continue;
-		}
-		if (ret == 0)
-			ret = qcow2_alloc_cluster(q, &host);
-		fresh = host >= q->file_end && reads_zero_whole(q, guest - in, &m);
-		if (ret == 0 && iov && (chunk == cs || fresh)) {
-			/* Whole, or past the end of the file where the rest is zeroes already. */
-			nr = (int)iov_slice(iov, (unsigned int)n, pos, chunk, q->iov, QCOW2_IOV_MAX);
-			ret = writev_file(q, q->iov, nr, host + in, chunk, QCOW2_SYNC_DATA);
-		} else if (ret == 0) {
-			if (chunk < cs)
-				ret = read_old_cluster(q, guest - in, &m);
-			if (ret == 0 && iov)
-				iov_copy(iov, n, pos, q->cow_buf + in, chunk, false);
-			else if (ret == 0)
-				memset(q->cow_buf + in, 0, chunk);
-			if (ret == 0)
-				ret = qcow2_write_file(q, q->cow_buf, cs, host, QCOW2_SYNC_DATA);
-		}
-		if (ret == 0) {
-			qcow2_put64(t->data + 8 * idx, host | QCOW2_OFLAG_COPIED);
-			qcow2_cache_dirty(&q->l2_cache, t);
-			qcow2_free_map_later(q, &m);
-		}
+		ret = qcow2_parse_l2(q, l2_entry(t, idx), &m);
+		if (ret == 0 && m.kind == QCOW2_NORMAL && m.copied)
+			ret = write_in_place(q, &w, t, idx, &m, &done);
+		else if (ret == 0)
+			ret = write_new(q, &w, t, idx, &m, &done);
 		qcow2_cache_put(&q->l2_cache, t);
 		if (ret < 0)
 			return ret;
-		pos += chunk;
+		w.pos += done;
 	}
 	return 0;
 }

@@ -338,6 +338,7 @@ int qcow2_l2_before_write(struct qcow2 *q);
 /* ---- qcow2_refcount.c ---- */
 int qcow2_refcount_get(struct qcow2 *q, uint64_t cluster, uint64_t *rc);
 int qcow2_alloc_cluster(struct qcow2 *q, uint64_t *offset);
+bool qcow2_alloc_cluster_at(struct qcow2 *q, uint64_t offset);
 int qcow2_free_later(struct qcow2 *q, uint64_t offset, uint64_t len);
 void qcow2_free_map_later(struct qcow2 *q, const struct qcow2_map *m);
 int qcow2_refcount_flush(struct qcow2 *q);

@@ -345,23 +345,48 @@ static int grow_reftable(struct qcow2 *q, uint64_t need)
 	return ret;
 }
 
-int qcow2_alloc_cluster(struct qcow2 *q, uint64_t *offset)
+/* May cluster c become a data cluster or a table, as far as what else lives there goes? */
+static bool spot_free(const struct qcow2 *q, uint64_t c)
 {
-	uint64_t limit = QCOW2_MAX_HOST_OFFSET >> q->cluster_bits;
+	return !qcow2_overlaps_meta(q, c << q->cluster_bits, q->cluster_size) &&
+	       !qcow2_is_table(q, c << q->cluster_bits) && !repair_used(q, c);
+}
+
+/* Entry i of refcount block t, cluster c, is 0: c is ours now. Unpins t. */
+static int claim(struct qcow2 *q, struct qcow2_table *t, uint64_t i, uint64_t c)
+{
+	rc_entry_set(t->data, i, q->refcount_order, 1);
+	qcow2_cache_dirty(&q->rc_cache, t);
+	qcow2_cache_put(&q->rc_cache, t);
+	note_allocated(q, c);
+	/* A stale table of a cluster freed earlier must not come back. */
+	qcow2_cache_forget(&q->l2_cache, c << q->cluster_bits);
+	if (q->dbuf_host != UINT64_MAX)
+		q->dbuf_host = UINT64_MAX;
+	return repair_count(q, c, 1);
+}
+
+/* The clusters past this index are a hostile image's vast claims, or past what qcow2 can address. */
+static uint64_t alloc_limit(const struct qcow2 *q)
+{
 	uint64_t known = div_round_up(q->file_end, q->cluster_size);
-	uint64_t c = q->free_hint;
-	int ret;
+	uint64_t limit = QCOW2_MAX_HOST_OFFSET >> q->cluster_bits;
 
 	if (known < q->alloc_end)
 		known = q->alloc_end;
+	return known + SCAN_SLACK < limit ? known + SCAN_SLACK + 1 : limit;
+}
+
+int qcow2_alloc_cluster(struct qcow2 *q, uint64_t *offset)
+{
+	uint64_t limit = alloc_limit(q), c = q->free_hint;
+	int ret;
+
 	while (c < limit) {
 		struct qcow2_table *t;
 		uint64_t block, ti = c >> q->rcb_bits, i;
 
-		if (c > known + SCAN_SLACK)
-			return -EIO; /* refcounts claim a vast range past the file's end */
-		if (qcow2_overlaps_meta(q, c << q->cluster_bits, q->cluster_size) ||
-		    qcow2_is_table(q, c << q->cluster_bits) || repair_used(q, c)) {
+		if (!spot_free(q, c)) {
 			c++;
 			continue;
 		}
@@ -369,6 +394,7 @@ int qcow2_alloc_cluster(struct qcow2 *q, uint64_t *offset)
 			ret = grow_reftable(q, ti);
 			if (ret < 0)
 				return ret;
+			limit = alloc_limit(q);
 			continue; /* look at c again: the new table may have taken it */
 		}
 		ret = rc_block_offset(q, c, &block);
@@ -385,27 +411,37 @@ int qcow2_alloc_cluster(struct qcow2 *q, uint64_t *offset)
 		if (ret < 0)
 			return ret;
 		for (i = rc_index(q, c); i < (1ull << q->rcb_bits) && c < limit; i++, c++) {
-			if (c > known + SCAN_SLACK)
-				break;
-			if (qcow2_overlaps_meta(q, c << q->cluster_bits, q->cluster_size) ||
-			    qcow2_is_table(q, c << q->cluster_bits) || repair_used(q, c) ||
-			    qcow2_rc_entry_get(t->data, i, q->refcount_order) != 0)
-				continue;
-			rc_entry_set(t->data, i, q->refcount_order, 1);
-			qcow2_cache_dirty(&q->rc_cache, t);
-			qcow2_cache_put(&q->rc_cache, t);
-			q->free_hint = c + 1;
-			note_allocated(q, c);
-			*offset = c << q->cluster_bits;
-			/* A stale table of a cluster freed earlier must not come back. */
-			qcow2_cache_forget(&q->l2_cache, *offset);
-			if (q->dbuf_host != UINT64_MAX)
-				q->dbuf_host = UINT64_MAX;
-			return repair_count(q, c, 1);
+			if (spot_free(q, c) && qcow2_rc_entry_get(t->data, i, q->refcount_order) == 0) {
+				q->free_hint = c + 1; /* nothing below c was free */
+				*offset = c << q->cluster_bits;
+				return claim(q, t, i, c);
+			}
 		}
 		qcow2_cache_put(&q->rc_cache, t);
 	}
-	return -ENOSPC;
+	return c >= QCOW2_MAX_HOST_OFFSET >> q->cluster_bits ? -ENOSPC : -EIO;
+}
+
+/*
+ * Takes the cluster at offset if it is free and its refcount block exists
+ * already: a run of new clusters grows by one. False (nothing changed) when
+ * it cannot, which is no error: the caller allocates elsewhere.
+ */
+bool qcow2_alloc_cluster_at(struct qcow2 *q, uint64_t offset)
+{
+	uint64_t c = offset >> q->cluster_bits, block;
+	struct qcow2_table *t;
+
+	if (c >= alloc_limit(q) || !spot_free(q, c) || rc_block_offset(q, c, &block) < 0 ||
+	    block == 0 || rc_block_get(q, block, &t) < 0)
+		return false;
+	if (qcow2_rc_entry_get(t->data, rc_index(q, c), q->refcount_order) != 0) {
+		qcow2_cache_put(&q->rc_cache, t);
+		return false;
+	}
+	if (c == q->free_hint)
+		q->free_hint = c + 1;
+	return claim(q, t, rc_index(q, c), c) == 0;
 }
 
 /* The clusters [offset, offset + len) touches lose one reference, once that is on disk. */
