@@ -5,13 +5,16 @@
 # way over TCP with matching SHA-256 (host -> guest by HTTP, guest -> host by nc), and ping
 # again after the guest reloads virtio_net (a device reset: vhost hands the queues back and
 # takes them again). Then user
-# networking (libslirp): DHCP, a download from a server on the host's loopback, the host
-# reaching a server in the guest through hostfwd. Last, the errors for a TAP or bridge that
-# is not there.
+# networking (libslirp): DHCP, a name resolved through libslirp's DNS forwarding, a download
+# from a server on the host's loopback, the host reaching a server in the guest through
+# hostfwd. Last, the errors for a TAP or bridge that is not there.
 #
 # Everything happens in a network namespace this scenario creates (unshare -n), never in the
 # machine's own: the host end is 198.51.100.1/25 on the TAP and 198.51.100.129/25 on the bridge.
+# A private mount namespace too: the resolver libslirp forwards to is ours (dnsmasq on this
+# namespace's loopback, answering for vireo.test alone), never the machine's.
 # vireo-boots: 3
+# vireo-needs: dnsmasq
 . "$(dirname "$0")/../lib.sh"
 
 if [ "${VIREO_GUEST_NET:-1}" = 0 ]; then
@@ -24,7 +27,7 @@ if [ -z "${VIREO_NET_NS:-}" ]; then
 		skip net "needs root and unshare for a TAP in a private network namespace"
 		exit 0
 	fi
-	VIREO_NET_NS=1 exec unshare -n "$(command -v dash || echo sh)" "$0" "$@"
+	VIREO_NET_NS=1 exec unshare -n -m "$(command -v dash || echo sh)" "$0" "$@"
 fi
 
 HOST=198.51.100.1 GUEST=198.51.100.2 BR_HOST=198.51.100.129 BR_GUEST=198.51.100.130
@@ -152,8 +155,26 @@ small_sum=$(sha256sum <"$WORK/www/small" | cut -d' ' -f1)
 token="vireo-$$-token"
 busybox httpd -f -p 127.0.0.1:8081 -h "$WORK/www" &
 pids="$pids $!"
+# libslirp sends the guest's queries to 10.0.2.3 on to the first nameserver of
+# /etc/resolv.conf (and nowhere without one): in this mount namespace, dnsmasq on 127.0.0.1.
+dns=
+if command -v dnsmasq >/dev/null; then
+	echo "nameserver 127.0.0.1" >"$WORK/resolv.conf"
+	if [ -e /etc/resolv.conf ]; then
+		mount --bind "$WORK/resolv.conf" /etc/resolv.conf
+	else # (the nested machine) an /etc of the namespace's own that has one
+		cp -a /etc "$WORK/etc" && rm -f "$WORK/etc/resolv.conf" &&
+			cp "$WORK/resolv.conf" "$WORK/etc/" && mount --bind "$WORK/etc" /etc
+	fi
+	dnsmasq --keep-in-foreground --conf-file=/dev/null --no-resolv --no-hosts --no-poll \
+		--listen-address=127.0.0.1 --bind-interfaces --port=53 --user= --group= --pid-file= \
+		--address=/vireo.test/198.51.100.77 2>"$WORK/dnsmasq.err" &
+	pids="$pids $!"
+	dns=1
+fi
 user_script='echo "[ \"\$1\" = bound ] && ifconfig \$interface \$ip netmask \$subnet && route add default gw \$router && echo VIREO-DHCP \$ip \$router \$dns" >/tmp/u; chmod +x /tmp/u;
 ip link set eth0 up; udhcpc -i eth0 -n -q -t 5 -s /tmp/u;
+nslookup vireo.test 10.0.2.3 2>&1 | grep -q "198\.51\.100\.77" && echo VIREO-DNS-FORWARDED;
 wget -q -O /tmp/in http://10.0.2.2:8081/small && echo VIREO-USER-DOWN $(sha256sum </tmp/in | cut -d" " -f1);
 mkdir -p /tmp/www; echo TOKEN >/tmp/www/token; httpd -p 80 -h /tmp/www;
 echo VIREO-WAIT-HOST; nc -l -p 5009 >/dev/null'
@@ -170,6 +191,11 @@ fi
 vm_wait
 expect_exit net-user-poweroff 0
 expect_console net-user-dhcp '^VIREO-DHCP 10\.0\.2\.15 10\.0\.2\.2 10\.0\.2\.3'
+if [ -n "$dns" ]; then
+	expect_console net-user-dns-forwarded '^VIREO-DNS-FORWARDED'
+else
+	skip net-user-dns-forwarded "no dnsmasq (Debian package dnsmasq-base) to answer the queries"
+fi
 expect_console net-user-download-from-host-loopback "^VIREO-USER-DOWN $small_sum"
 if [ "$fwd" = "$token" ]; then
 	pass net-user-hostfwd-reaches-guest
