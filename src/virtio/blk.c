@@ -266,6 +266,40 @@ static void blk_interrupt_if_pending(struct virtio_blk *blk)
 	}
 }
 
+/*
+ * Pops and starts what the driver made available. False when the requests
+ * ran out (a driver re-posting buffers still in flight): a completion resumes.
+ */
+static bool blk_pop_all(struct virtio_blk *blk, struct virtq *vq)
+{
+	for (;;) {
+		struct blk_request *r = blk_request_get(blk);
+		int rc;
+
+		if (!r) {
+			/* Wait for a completion instead of spinning on the ring. */
+			blk->starved = true;
+			return false;
+		}
+		rc = virtq_pop(vq, &r->req);
+		if (rc == 1) {
+			blk_start(r);
+			continue;
+		}
+		blk_request_put(blk, r);
+		if (rc != -EBADMSG)
+			return true; /* empty, or broken (the transport resets the device) */
+		blk->bad_requests++; /* already returned to the driver */
+		blk->interrupt_pending = true;
+	}
+}
+
+/*
+ * Serves the queue until the driver adds nothing more, then interrupts
+ * once. Requests the engine finished at once (reads from the page cache) are
+ * reaped on each pass, so they share that one interrupt with whatever the
+ * driver queued meanwhile, and need no trip through the event loop.
+ */
 static void blk_queue_notify(struct virtio_device *vdev, unsigned int q)
 {
 	struct virtio_blk *blk = vdev->priv;
@@ -273,48 +307,26 @@ static void blk_queue_notify(struct virtio_device *vdev, unsigned int q)
 
 	do {
 		virtq_disable_notify(vq);
-		for (;;) {
-			struct blk_request *r = blk_request_get(blk);
-			int rc;
-
-			if (!r) {
-				/*
-				 * A driver re-posting buffers still in flight: wait for a
-				 * completion instead of spinning on the ring.
-				 */
-				blk->starved = true;
-				blk_interrupt_if_pending(blk);
-				return;
-			}
-			rc = virtq_pop(vq, &r->req);
-			if (rc == 1) {
-				blk_start(r);
-				continue;
-			}
-			blk_request_put(blk, r);
-			if (rc == -EBADMSG) {
-				blk->bad_requests++; /* already returned to the driver */
-				blk->interrupt_pending = true;
-				continue;
-			}
-			break; /* empty, or broken (the transport resets the device) */
-		}
-		blk_interrupt_if_pending(blk);
+		if (!blk_pop_all(blk, vq))
+			break;
+		disk_reap(blk->disk);
 	} while (!vq->broken && virtq_enable_notify(vq));
+	blk_interrupt_if_pending(blk);
 }
 
 /* The engine finished some requests (I/O thread). */
 static void blk_on_completion(void *opaque, uint32_t events)
 {
 	struct virtio_blk *blk = opaque;
+	struct virtq *vq = &blk->vdev.queues[0];
 
 	(void)events;
 	pthread_mutex_lock(&blk->vdev.lock);
 	disk_reap(blk->disk);
-	if (blk->starved) {
-		blk->starved = false;
+	blk->starved = false;
+	/* What the driver queued since goes first: its completions share the interrupt. */
+	if (vq->ready && !vq->broken)
 		blk_queue_notify(&blk->vdev, 0);
-	}
 	blk_interrupt_if_pending(blk);
 	pthread_mutex_unlock(&blk->vdev.lock);
 }
