@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "disk/disk.h"
+#include "disk/image_file.h"
 #include "vmm/iov.h"
 
 struct disk_uring {
@@ -139,32 +140,25 @@ int disk_completion_fd(const struct disk *disk)
  */
 static ssize_t finish_short(struct disk_io *io, ssize_t result)
 {
-	size_t want = 0, done;
 	struct iovec rest[IOV_MAX];
+	size_t want = 0;
+	unsigned int k;
+	ssize_t got;
 
 	if (result < 0 || io->op == DISK_IO_FLUSH)
 		return result;
 	for (int i = 0; i < io->nr_iov; i++)
 		want += io->iov[i].iov_len;
-	for (done = (size_t)result; done < want;) {
-		unsigned int k = iov_slice(io->iov, (unsigned int)io->nr_iov, done, want - done, rest,
-					   IOV_MAX);
-		off_t at = (off_t)(io->where.offset + done);
-		ssize_t got = io->op == DISK_IO_READ ? preadv(io->where.fd, rest, (int)k, at)
-						     : pwritev(io->where.fd, rest, (int)k, at);
-
-		if (got < 0 && errno == EINTR)
-			continue;
-		if (got < 0)
-			return -errno;
-		if (got == 0 && io->op == DISK_IO_WRITE)
-			return -EIO;
-		if (got == 0) {
-			iov_zero(io->iov, (unsigned int)io->nr_iov, done, want - done);
-			break;
-		}
-		done += (size_t)got;
-	}
+	if ((size_t)result == want)
+		return result;
+	k = iov_slice(io->iov, (unsigned int)io->nr_iov, (size_t)result, want - (size_t)result, rest,
+		      IOV_MAX);
+	got = fd_transfer(io->where.fd, rest, (int)k, io->where.offset + (uint64_t)result,
+			  io->op == DISK_IO_WRITE);
+	if (got < 0)
+		return got;
+	iov_zero(io->iov, (unsigned int)io->nr_iov, (size_t)result + (size_t)got,
+		 want - (size_t)result - (size_t)got);
 	return (ssize_t)want;
 }
 

@@ -28,11 +28,7 @@ static size_t iov_total(const struct iovec *iov, int n)
 	return total;
 }
 
-/*
- * Moves the whole iovec, resuming after short transfers. A read stops early
- * only at the end of the file. Returns the bytes moved or -errno.
- */
-static ssize_t fd_transfer(int fd, const struct iovec *iov, int n, uint64_t offset, bool write)
+ssize_t fd_transfer(int fd, const struct iovec *iov, int n, uint64_t offset, bool write)
 {
 	struct iovec rest[IOV_MAX];
 	size_t want = iov_total(iov, n), total = 0;

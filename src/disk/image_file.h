@@ -51,6 +51,13 @@ int image_file_fd_for(const struct image_file *f, const struct iovec *iov, int n
 		      uint64_t offset);
 
 /*
+ * Moves the whole iovec at offset of fd, resuming after short transfers; a
+ * read stops early only at the end of the file (a write that moves nothing
+ * is -EIO). Returns the bytes moved or -errno.
+ */
+ssize_t fd_transfer(int fd, const struct iovec *iov, int n, uint64_t offset, bool write);
+
+/*
  * A file in memory, initially a copy of data; it may grow up to max_size
  * bytes (writes past that fail with -EFBIG). For tests and the fuzzer.
  */

@@ -387,8 +387,8 @@ static int write_in_place(struct qcow2 *q, const struct write_req *w, const stru
 	struct qcow2_map next;
 
 	while (w->iov && run < left && idx + k < entries &&
-	       qcow2_parse_l2(q, l2_entry(t, idx + k), &next) == 0 && next.kind == QCOW2_NORMAL &&
-	       next.copied && next.host == m->host + k * cs) {
+	       qcow2_parse_l2(q, l2_entry(t, idx + k), &next) == 0 && same_run(m, &next, k, cs) &&
+	       next.copied) {
 		run += left - run < cs ? left - run : cs;
 		k++;
 	}

@@ -424,8 +424,9 @@ int qcow2_alloc_cluster(struct qcow2 *q, uint64_t *offset)
 
 /*
  * Takes the cluster at offset if it is free and its refcount block exists
- * already: a run of new clusters grows by one. False (nothing changed) when
- * it cannot, which is no error: the caller allocates elsewhere.
+ * already: a run of new clusters grows by one. False when it cannot, which
+ * is no error: the caller allocates elsewhere (a failed repair count, after
+ * the cluster was taken, leaks it: too high a refcount, never corruption).
  */
 bool qcow2_alloc_cluster_at(struct qcow2 *q, uint64_t offset)
 {

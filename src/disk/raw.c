@@ -5,7 +5,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <limits.h>
 #include <linux/falloc.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -15,52 +14,19 @@
 #include <unistd.h>
 
 #include "disk/disk.h"
+#include "disk/image_file.h"
 #include "disk/qcow2.h"
 
-static ssize_t raw_io(struct disk *disk, const struct iovec *iov, int n, uint64_t offset,
-		      bool write)
-{
-	ssize_t done;
-
-	do {
-		done = write ? pwritev(disk->fd, iov, n, (off_t)offset)
-			     : preadv(disk->fd, iov, n, (off_t)offset);
-	} while (done < 0 && errno == EINTR);
-	return done < 0 ? -errno : done;
-}
-
-/* Transfers the whole iovec: a short read or write is resumed where it stopped. */
+/* The whole iovec, or -errno: a read that meets the end of the file fails. */
 static ssize_t raw_transfer(struct disk *disk, const struct iovec *iov, int n, uint64_t offset,
 			    bool write)
 {
-	struct iovec rest[IOV_MAX];
+	ssize_t done = fd_transfer(disk->fd, iov, n, offset, write);
 	size_t want = 0;
-	ssize_t done;
 
 	for (int i = 0; i < n; i++)
 		want += iov[i].iov_len;
-	done = raw_io(disk, iov, n, offset, write);
-	if (done < 0 || (size_t)done == want)
-		return done;
-	if (n > IOV_MAX)
-		return -EINVAL;
-	memcpy(rest, iov, (size_t)n * sizeof(*iov));
-	for (size_t total = (size_t)done; total < want; total += (size_t)done) {
-		int skip = 0;
-
-		if (done == 0)
-			return -EIO; /* the file ended under us */
-		while ((size_t)done >= rest[skip].iov_len)
-			done -= (ssize_t)rest[skip++].iov_len;
-		rest[skip].iov_base = (uint8_t *)rest[skip].iov_base + done;
-		rest[skip].iov_len -= (size_t)done;
-		memmove(rest, rest + skip, (size_t)(n - skip) * sizeof(*rest));
-		n -= skip;
-		done = raw_io(disk, rest, n, offset + total, write);
-		if (done < 0)
-			return done;
-	}
-	return (ssize_t)want;
+	return done < 0 || (size_t)done == want ? done : -EIO; /* the file ended under us */
 }
 
 static ssize_t raw_readv(struct disk *disk, const struct iovec *iov, int n, uint64_t offset)
