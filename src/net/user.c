@@ -25,8 +25,9 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
+
+#include "vmm/clock.h"
 
 #define USER_NET "10.0.2.0"
 #define USER_MASK "255.255.255.0"
@@ -61,14 +62,6 @@ struct user {
 	uint8_t frame[NET_MAX_FRAME];
 };
 
-static int64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
 /* --- libslirp's callbacks, all on the slirp thread ----------------------------------- */
 
 /* A frame for the guest: header + frame in one datagram; waits a little for room. */
@@ -102,7 +95,7 @@ static void user_guest_error(const char *msg, void *opaque)
 static int64_t user_clock_get_ns(void *opaque)
 {
 	(void)opaque;
-	return now_ns();
+	return (int64_t)clock_now_ns();
 }
 
 static void *user_timer_new(SlirpTimerCb cb, void *cb_opaque, void *opaque)
@@ -193,7 +186,7 @@ static int user_get_revents(int idx, void *opaque)
 /* Milliseconds until the next timer, at most cap. */
 static uint32_t user_timer_wait(struct user *u, uint32_t cap)
 {
-	int64_t now = now_ns() / 1000000;
+	int64_t now = (int64_t)clock_now_ns() / 1000000;
 
 	for (int i = 0; i < USER_MAX_TIMERS; i++) {
 		struct user_timer *t = &u->timers[i];
@@ -208,7 +201,7 @@ static uint32_t user_timer_wait(struct user *u, uint32_t cap)
 
 static void user_run_timers(struct user *u)
 {
-	int64_t now = now_ns() / 1000000;
+	int64_t now = (int64_t)clock_now_ns() / 1000000;
 
 	for (int i = 0; i < USER_MAX_TIMERS; i++) {
 		struct user_timer *t = &u->timers[i];

@@ -14,8 +14,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
 
 #include "disk/disk.h"
+#include "virtio/irq_batch.h"
+#include "vmm/clock.h"
 #include "vmm/event_loop.h"
 
 #define BLK_QUEUE_SIZE 256
@@ -44,8 +48,12 @@ struct virtio_blk {
 	unsigned int nr_requests;	   /* allocated, free or in flight */
 	bool interrupt_pending;		   /* pushed since the last interrupt decision */
 	bool starved;			   /* every request in flight: pop again on a completion */
+	struct irq_batch batch;		   /* whether the interrupt waits for more requests */
+	int batch_timer_fd;		   /* fires when the batch window may close */
+	bool batch_timer_armed;
 	struct event_loop *loop;
 	struct event_handler completion_handler;
+	struct event_handler batch_timer_handler;
 	unsigned long bad_requests;
 };
 
@@ -266,11 +274,53 @@ static void blk_interrupt_if_pending(struct virtio_blk *blk)
 	}
 }
 
+static void blk_arm_batch_timer(struct virtio_blk *blk)
+{
+	uint64_t deadline = irq_batch_deadline(&blk->batch);
+	struct itimerspec when = {
+		.it_value = { .tv_sec = (time_t)(deadline / NSEC_PER_SEC),
+			      .tv_nsec = (long)(deadline % NSEC_PER_SEC) },
+	};
+
+	blk->batch_timer_armed = timerfd_settime(blk->batch_timer_fd, TFD_TIMER_ABSTIME, &when,
+						 NULL) == 0;
+	if (!blk->batch_timer_armed) /* no timer, no waiting: interrupt as before */
+		irq_batch_init(&blk->batch);
+}
+
+/* Interrupts now, or leaves it to the batch window's timer. */
+static void blk_interrupt_or_hold(struct virtio_blk *blk)
+{
+	if (irq_batch_holding(&blk->batch) && !blk->batch_timer_armed)
+		blk_arm_batch_timer(blk);
+	if (!irq_batch_holding(&blk->batch))
+		blk_interrupt_if_pending(blk);
+}
+
+/* The batch window's timer (I/O thread): close it, or wait for its new deadline. */
+static void blk_on_batch_timer(void *opaque, uint32_t events)
+{
+	struct virtio_blk *blk = opaque;
+	uint64_t expirations;
+
+	(void)events;
+	if (read(blk->batch_timer_fd, &expirations, sizeof(expirations)) < 0)
+		return; /* EAGAIN: re-armed meanwhile, it fires again */
+	pthread_mutex_lock(&blk->vdev.lock);
+	blk->batch_timer_armed = false;
+	if (irq_batch_expired(&blk->batch, clock_now_ns()))
+		blk_interrupt_if_pending(blk);
+	else
+		blk_arm_batch_timer(blk);
+	pthread_mutex_unlock(&blk->vdev.lock);
+}
+
 /*
- * Pops and starts what the driver made available. False when the requests
- * ran out (a driver re-posting buffers still in flight): a completion resumes.
+ * Pops and starts what the driver made available, counting them into
+ * *popped. False when the requests ran out (a driver re-posting buffers still
+ * in flight): a completion resumes.
  */
-static bool blk_pop_all(struct virtio_blk *blk, struct virtq *vq)
+static bool blk_pop_all(struct virtio_blk *blk, struct virtq *vq, unsigned int *popped)
 {
 	for (;;) {
 		struct blk_request *r = blk_request_get(blk);
@@ -283,6 +333,7 @@ static bool blk_pop_all(struct virtio_blk *blk, struct virtq *vq)
 		}
 		rc = virtq_pop(vq, &r->req);
 		if (rc == 1) {
+			(*popped)++;
 			blk_start(r);
 			continue;
 		}
@@ -296,22 +347,27 @@ static bool blk_pop_all(struct virtio_blk *blk, struct virtq *vq)
 
 /*
  * Serves the queue until the driver adds nothing more, then interrupts
- * once. Requests the engine finished at once (reads from the page cache) are
- * reaped on each pass, so they share that one interrupt with whatever the
- * driver queued meanwhile, and need no trip through the event loop.
+ * once, unless a batch window holds the interrupt for more requests to come
+ * (see irq_batch.h). Requests the engine finished at once (reads from the
+ * page cache) are reaped on each pass, so they share that one interrupt with
+ * whatever the driver queued meanwhile, and need no trip through the event
+ * loop.
  */
 static void blk_queue_notify(struct virtio_device *vdev, unsigned int q)
 {
 	struct virtio_blk *blk = vdev->priv;
 	struct virtq *vq = &vdev->queues[q];
+	unsigned int popped = 0;
 
 	do {
 		virtq_disable_notify(vq);
-		if (!blk_pop_all(blk, vq))
+		if (!blk_pop_all(blk, vq, &popped))
 			break;
 		disk_reap(blk->disk);
 	} while (!vq->broken && virtq_enable_notify(vq));
-	blk_interrupt_if_pending(blk);
+	if (popped && blk->batch_timer_fd >= 0) /* no event loop (tests): no batching */
+		irq_batch_arrived(&blk->batch, popped, clock_now_ns());
+	blk_interrupt_or_hold(blk);
 }
 
 /* The engine finished some requests (I/O thread). */
@@ -327,7 +383,7 @@ static void blk_on_completion(void *opaque, uint32_t events)
 	/* What the driver queued since goes first: its completions share the interrupt. */
 	if (vq->ready && !vq->broken)
 		blk_queue_notify(&blk->vdev, 0);
-	blk_interrupt_if_pending(blk);
+	blk_interrupt_or_hold(blk);
 	pthread_mutex_unlock(&blk->vdev.lock);
 }
 
@@ -339,6 +395,7 @@ static void blk_reset(struct virtio_device *vdev)
 	disk_drain(blk->disk);
 	blk->interrupt_pending = false;
 	blk->starved = false;
+	irq_batch_init(&blk->batch); /* a timer still armed finds nothing to do */
 }
 
 static const struct virtio_device_ops blk_ops = {
@@ -378,23 +435,40 @@ static void blk_fill_config(struct virtio_blk *blk)
 	c->write_zeroes_may_unmap = 1;
 }
 
+/* Watches the engine's completions and the batch timer; without a loop, neither. */
+static int blk_watch(struct virtio_blk *blk, struct event_loop *loop)
+{
+	int completion_fd = disk_completion_fd(blk->disk);
+
+	blk->loop = loop;
+	blk->batch_timer_fd = -1;
+	if (!loop)
+		return 0;
+	blk->completion_handler = (struct event_handler){ blk_on_completion, blk };
+	if (completion_fd >= 0 &&
+	    event_loop_add(loop, completion_fd, EPOLLIN, &blk->completion_handler) < 0)
+		return -1;
+	blk->batch_timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	blk->batch_timer_handler = (struct event_handler){ blk_on_batch_timer, blk };
+	if (blk->batch_timer_fd < 0)
+		return -1;
+	return event_loop_add(loop, blk->batch_timer_fd, EPOLLIN, &blk->batch_timer_handler);
+}
+
 struct virtio_blk *virtio_blk_create(struct disk *disk, const char *serial,
 				     const struct guest_mem *mem, struct event_loop *loop)
 {
 	struct virtio_blk *blk = calloc(1, sizeof(*blk));
-	int completion_fd = disk_completion_fd(disk);
 
 	if (!blk)
 		return NULL;
 	blk->disk = disk;
-	blk->loop = loop;
 	if (serial) /* 20 bytes, not NUL-terminated when it fills them */
 		memcpy(blk->serial, serial, strnlen(serial, sizeof(blk->serial)));
 	blk_fill_config(blk);
+	irq_batch_init(&blk->batch);
 	virtio_device_init(&blk->vdev, &blk_ops, blk, mem, blk_features(disk));
-	blk->completion_handler = (struct event_handler){ blk_on_completion, blk };
-	if (completion_fd >= 0 &&
-	    event_loop_add(loop, completion_fd, EPOLLIN, &blk->completion_handler) < 0) {
+	if (blk_watch(blk, loop) < 0) {
 		virtio_blk_destroy(blk);
 		return NULL;
 	}
@@ -411,8 +485,12 @@ void virtio_blk_destroy(struct virtio_blk *blk)
 	int completion_fd = disk_completion_fd(blk->disk);
 
 	disk_drain(blk->disk);
-	if (completion_fd >= 0)
+	if (completion_fd >= 0 && blk->loop)
 		event_loop_remove(blk->loop, completion_fd);
+	if (blk->batch_timer_fd >= 0) {
+		event_loop_remove(blk->loop, blk->batch_timer_fd);
+		close(blk->batch_timer_fd);
+	}
 	while (blk->free_requests) {
 		struct blk_request *r = blk->free_requests;
 

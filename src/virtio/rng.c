@@ -20,13 +20,12 @@
 #include <sys/epoll.h>
 #include <sys/random.h>
 #include <sys/timerfd.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "vmm/clock.h"
 #include "vmm/event_loop.h"
 
 #define RNG_QUEUE_SIZE 64
-#define NSEC_PER_SEC 1000000000ULL
 #define RNG_WAKEUPS_PER_SEC 10 /* while throttled, the timer fires at most this often */
 
 struct virtio_rng {
@@ -41,18 +40,10 @@ struct virtio_rng {
 	struct iovec iov[VIRTQ_MAX_SIZE]; /* its buffers */
 };
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * NSEC_PER_SEC + (uint64_t)ts.tv_nsec;
-}
-
 /* No overflow: rate * NSEC_PER_SEC < 2^60, and elapsed * rate stays below the room left. */
 static void rng_refill(struct virtio_rng *rng)
 {
-	uint64_t now = now_ns(), elapsed = now - rng->refilled_ns;
+	uint64_t now = clock_now_ns(), elapsed = now - rng->refilled_ns;
 	int64_t full = (int64_t)(rng->rate * NSEC_PER_SEC);
 	uint64_t room = (uint64_t)(full - rng->credit);
 
@@ -182,7 +173,7 @@ struct virtio_rng *virtio_rng_create(const struct guest_mem *mem, struct event_l
 	rng->loop = loop;
 	rng->rate = bytes_per_sec;
 	rng->credit = (int64_t)(bytes_per_sec * NSEC_PER_SEC);
-	rng->refilled_ns = now_ns();
+	rng->refilled_ns = clock_now_ns();
 	rng->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
 	if (rng->timer_fd < 0) {
 		free(rng);

@@ -1,0 +1,95 @@
+/*
+ * Interrupt batching: see irq_batch.h.
+ */
+#include "virtio/irq_batch.h"
+
+#define GAP_WEIGHT 8	/* the average moves 1/8 of the way to each sample */
+#define QUIET_GAPS 2	/* a window closes after this many average gaps without arrivals */
+#define PROBE_QUIET_GAPS 1 /* a probe's: it holds a lone request, maybe for nothing */
+#define STEADY_GAPS 2	/* a probe needs a gap under this many averages: not after idling */
+
+void irq_batch_init(struct irq_batch *b)
+{
+	*b = (struct irq_batch){ .until_probe = IRQ_BATCH_PROBE_FIRST,
+				 .probe_every = IRQ_BATCH_PROBE_FIRST };
+}
+
+static void record_gap(struct irq_batch *b, uint64_t gap)
+{
+	if (b->gap_ns == 0)
+		b->gap_ns = gap;
+	else if (gap > b->gap_ns)
+		b->gap_ns += (gap - b->gap_ns) / GAP_WEIGHT;
+	else
+		b->gap_ns -= (b->gap_ns - gap) / GAP_WEIGHT;
+}
+
+static void open_window(struct irq_batch *b, uint64_t now)
+{
+	b->open = true;
+	b->opened_ns = now;
+	b->held = 0;
+}
+
+static void close_window(struct irq_batch *b)
+{
+	b->open = false;
+	b->batching = b->held >= IRQ_BATCH_MIN;
+	if (b->batching)
+		b->probe_every = IRQ_BATCH_PROBE_FIRST;
+	else if (b->probe_every < IRQ_BATCH_PROBE_LAST)
+		b->probe_every *= 2;
+	b->until_probe = b->probe_every;
+}
+
+/* Not batching: is this arrival the one to probe with? */
+static bool probe_now(struct irq_batch *b, uint64_t gap, bool have_gap)
+{
+	if (b->until_probe > 0)
+		b->until_probe--;
+	return b->until_probe == 0 && have_gap && gap <= STEADY_GAPS * b->gap_ns;
+}
+
+void irq_batch_arrived(struct irq_batch *b, unsigned int n, uint64_t now_ns)
+{
+	bool have_gap = b->last_arrival_ns != 0 && now_ns >= b->last_arrival_ns;
+	uint64_t gap;
+
+	if (n == 0)
+		return;
+	gap = have_gap ? (now_ns - b->last_arrival_ns) / n : 0;
+	b->last_arrival_ns = now_ns;
+	/*
+	 * The gap before a batching window opens is the guest waiting for the last
+	 * window's interrupt: left out, or each window's quiet end would lengthen
+	 * the next.
+	 */
+	if (have_gap && (b->open || !b->batching))
+		record_gap(b, gap);
+	if (!b->open && (b->batching || probe_now(b, gap, have_gap)))
+		open_window(b, now_ns);
+	if (!b->open)
+		return;
+	b->held += n;
+	if (b->held >= IRQ_BATCH_MAX)
+		close_window(b);
+}
+
+uint64_t irq_batch_deadline(const struct irq_batch *b)
+{
+	uint64_t quiet = (b->batching ? QUIET_GAPS : PROBE_QUIET_GAPS) * b->gap_ns + 1;
+	uint64_t latest = b->opened_ns + IRQ_BATCH_MAX * quiet;
+	uint64_t deadline = b->last_arrival_ns + quiet;
+
+	return deadline < latest ? deadline : latest;
+}
+
+bool irq_batch_expired(struct irq_batch *b, uint64_t now_ns)
+{
+	if (!b->open)
+		return true;
+	if (now_ns < irq_batch_deadline(b))
+		return false;
+	close_window(b);
+	return true;
+}

@@ -1,0 +1,21 @@
+/*
+ * The host's monotonic clock in nanoseconds, for rates and timers that the
+ * guest must not be able to skew (no wall-clock steps).
+ */
+#ifndef VIREO_VMM_CLOCK_H
+#define VIREO_VMM_CLOCK_H
+
+#include <stdint.h>
+#include <time.h>
+
+#define NSEC_PER_SEC 1000000000ULL
+
+static inline uint64_t clock_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * NSEC_PER_SEC + (uint64_t)ts.tv_nsec;
+}
+
+#endif
