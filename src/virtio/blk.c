@@ -308,10 +308,8 @@ static void blk_on_batch_timer(void *opaque, uint32_t events)
 		return; /* EAGAIN: re-armed meanwhile, it fires again */
 	pthread_mutex_lock(&blk->vdev.lock);
 	blk->batch_timer_armed = false;
-	if (irq_batch_expired(&blk->batch, clock_now_ns()))
-		blk_interrupt_if_pending(blk);
-	else
-		blk_arm_batch_timer(blk);
+	irq_batch_expired(&blk->batch, clock_now_ns());
+	blk_interrupt_or_hold(blk); /* closed: interrupt; else wait for the new deadline */
 	pthread_mutex_unlock(&blk->vdev.lock);
 }
 

@@ -4,9 +4,10 @@
 #include "virtio/irq_batch.h"
 
 #define GAP_WEIGHT 8	/* the average moves 1/8 of the way to each sample */
-#define QUIET_GAPS 2	/* a window closes after this many average gaps without arrivals */
-#define PROBE_QUIET_GAPS 1 /* a probe's: it holds a lone request, maybe for nothing */
+#define QUIET_GAPS 4	/* a window closes after this many average gaps without arrivals */
+#define PROBE_QUIET_GAPS 2 /* a probe's: it holds a lone request, maybe for nothing */
 #define STEADY_GAPS 2	/* a probe needs a gap under this many averages: not after idling */
+#define RECOUNT_EVERY 8 /* every 8th window waits for quiet, to count the guest's threads again */
 
 void irq_batch_init(struct irq_batch *b)
 {
@@ -31,9 +32,13 @@ static void open_window(struct irq_batch *b, uint64_t now)
 	b->held = 0;
 }
 
-static void close_window(struct irq_batch *b)
+/* quiet: no request came for a while, so held is all the guest had to send. */
+static void close_window(struct irq_batch *b, bool quiet)
 {
 	b->open = false;
+	b->windows++;
+	if (quiet)
+		b->expect = b->held;
 	b->batching = b->held >= IRQ_BATCH_MIN;
 	if (b->batching)
 		b->probe_every = IRQ_BATCH_PROBE_FIRST;
@@ -48,6 +53,16 @@ static bool probe_now(struct irq_batch *b, uint64_t gap, bool have_gap)
 	if (b->until_probe > 0)
 		b->until_probe--;
 	return b->until_probe == 0 && have_gap && gap <= STEADY_GAPS * b->gap_ns;
+}
+
+/*
+ * Has every thread the last quiet window counted sent its request? Then
+ * none is left to send one: waiting for quiet would only idle the guest.
+ */
+static bool all_expected_arrived(const struct irq_batch *b)
+{
+	return b->batching && b->expect >= IRQ_BATCH_MIN && b->held >= b->expect &&
+	       b->windows % RECOUNT_EVERY != 0;
 }
 
 void irq_batch_arrived(struct irq_batch *b, unsigned int n, uint64_t now_ns)
@@ -71,8 +86,8 @@ void irq_batch_arrived(struct irq_batch *b, unsigned int n, uint64_t now_ns)
 	if (!b->open)
 		return;
 	b->held += n;
-	if (b->held >= IRQ_BATCH_MAX)
-		close_window(b);
+	if (b->held >= IRQ_BATCH_MAX || all_expected_arrived(b))
+		close_window(b, false);
 }
 
 uint64_t irq_batch_deadline(const struct irq_batch *b)
@@ -90,6 +105,6 @@ bool irq_batch_expired(struct irq_batch *b, uint64_t now_ns)
 		return true;
 	if (now_ns < irq_batch_deadline(b))
 		return false;
-	close_window(b);
+	close_window(b, true);
 	return true;
 }

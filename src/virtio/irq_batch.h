@@ -9,7 +9,9 @@
  * among several requests. So while the driver shows it has more requests
  * coming, the device holds its interrupt in a window that stays open as long
  * as requests keep arriving about as fast as they have been, and interrupts
- * once when they stop.
+ * once when they stop, or as soon as as many have come as the last window
+ * that waited for them to stop counted (the guest's threads are all waiting
+ * then: nothing more can come).
  *
  * Nothing here has a fixed time: the window follows the measured gap between
  * arrivals, so it fits a guest on bare metal and one nested under emulation
@@ -28,7 +30,7 @@
 #include <stdint.h>
 
 #define IRQ_BATCH_PROBE_FIRST 32	/* arrivals before the first probe */
-#define IRQ_BATCH_PROBE_LAST 1024	/* the most arrivals between probes */
+#define IRQ_BATCH_PROBE_LAST 256	/* the most arrivals between probes */
 #define IRQ_BATCH_MIN 4		 /* a window gathering fewer ends batching */
 #define IRQ_BATCH_MAX 64	 /* a window holding this many interrupts at once */
 
@@ -37,6 +39,8 @@ struct irq_batch {
 	uint64_t last_arrival_ns; /* 0: none yet */
 	uint64_t opened_ns;	  /* when the open window began */
 	unsigned int held;	  /* requests that arrived in the open window */
+	unsigned int expect;	  /* how many the last window that ran quiet held */
+	unsigned int windows;	  /* windows closed so far */
 	unsigned int until_probe; /* arrivals before the next probe */
 	unsigned int probe_every; /* arrivals between probes, doubled by each miss */
 	bool batching;		  /* recent windows gathered IRQ_BATCH_MIN or more */
