@@ -3,7 +3,10 @@
  */
 #include "virtio/irq_batch.h"
 
-#define GAP_WEIGHT 8	/* the average moves 1/8 of the way to each sample */
+#define GAP_RISE 8	/* a longer gap moves the average 1/8 of the way to it */
+#define GAP_FALL 2	/* a shorter one half the way: a faster pace is taken up at once */
+#define IDLE_GAPS 2	/* a longer gap counts as this many averages: idling is not a pace */
+#define QUIET_MAX_NS 10000000ULL /* 10 ms: the longest wait for the next arrival */
 #define QUIET_GAPS 4	/* a window closes after this many average gaps without arrivals */
 #define PROBE_QUIET_GAPS 2 /* a probe's: it holds a lone request, maybe for nothing */
 #define STEADY_GAPS 2	/* a probe needs a gap under this many averages: not after idling */
@@ -15,14 +18,21 @@ void irq_batch_init(struct irq_batch *b)
 				 .probe_every = IRQ_BATCH_PROBE_FIRST };
 }
 
+/*
+ * The average follows the pace, never an idle spell: a guest that stopped
+ * for seconds must not make the next window wait seconds.
+ */
 static void record_gap(struct irq_batch *b, uint64_t gap)
 {
-	if (b->gap_ns == 0)
+	if (b->gap_ns == 0) {
 		b->gap_ns = gap;
-	else if (gap > b->gap_ns)
-		b->gap_ns += (gap - b->gap_ns) / GAP_WEIGHT;
-	else
-		b->gap_ns -= (b->gap_ns - gap) / GAP_WEIGHT;
+	} else if (gap > b->gap_ns) {
+		if (gap > IDLE_GAPS * b->gap_ns)
+			gap = IDLE_GAPS * b->gap_ns;
+		b->gap_ns += (gap - b->gap_ns) / GAP_RISE;
+	} else {
+		b->gap_ns -= (b->gap_ns - gap) / GAP_FALL;
+	}
 }
 
 static void open_window(struct irq_batch *b, uint64_t now)
@@ -93,9 +103,12 @@ void irq_batch_arrived(struct irq_batch *b, unsigned int n, uint64_t now_ns)
 uint64_t irq_batch_deadline(const struct irq_batch *b)
 {
 	uint64_t quiet = (b->batching ? QUIET_GAPS : PROBE_QUIET_GAPS) * b->gap_ns + 1;
-	uint64_t latest = b->opened_ns + IRQ_BATCH_MAX * quiet;
-	uint64_t deadline = b->last_arrival_ns + quiet;
+	uint64_t deadline, latest;
 
+	if (quiet > QUIET_MAX_NS)
+		quiet = QUIET_MAX_NS;
+	deadline = b->last_arrival_ns + quiet;
+	latest = b->opened_ns + IRQ_BATCH_MAX * quiet;
 	return deadline < latest ? deadline : latest;
 }
 

@@ -16,9 +16,15 @@
 #define US 1000ULL
 #define MS 1000000ULL
 
-/* One request at *now; returns whether the device must hold its interrupt. */
+/*
+ * One request gap after *now; returns whether the device must hold its
+ * interrupt. A window whose deadline comes first closes first, as the
+ * device's timer would close it.
+ */
 static bool arrive(struct irq_batch *b, uint64_t *now, uint64_t gap)
 {
+	if (irq_batch_holding(b) && irq_batch_deadline(b) <= *now + gap)
+		assert_true(irq_batch_expired(b, irq_batch_deadline(b)));
 	*now += gap;
 	irq_batch_arrived(b, 1, *now);
 	return irq_batch_holding(b);
@@ -192,6 +198,39 @@ static void test_irq_batch_window_follows_the_pace(void **state)
 	}
 }
 
+/*
+ * A guest that idled for seconds between bursts: the idle spell is not its
+ * pace, and no window waits longer than 10 ms for the next arrival.
+ */
+static void test_irq_batch_idle_spells_do_not_stretch_windows(void **state)
+{
+	struct irq_batch b;
+	uint64_t now = MS;
+
+	(void)state;
+	irq_batch_init(&b);
+	arrive(&b, &now, 0);
+	for (int i = 0; i < 8; i++)
+		arrive(&b, &now, 10 * US);
+	for (int i = 0; i < 3; i++) {
+		assert_false(arrive(&b, &now, 5000 * MS));
+		assert_true(b.gap_ns <= 20 * US);
+	}
+	/* Nor does a long first gap hold for long: a faster pace is taken up at once. */
+	irq_batch_init(&b);
+	arrive(&b, &now, 0);
+	arrive(&b, &now, 5000 * MS);
+	for (int i = 0; i < 20; i++)
+		arrive(&b, &now, 10 * US);
+	assert_true(b.gap_ns <= 20 * US);
+
+	/* A slow guest, 8 ms between requests: four gaps would be 32 ms, the wait is 10. */
+	irq_batch_init(&b);
+	start_batching(&b, &now, 8 * MS);
+	assert_true(arrive(&b, &now, 8 * MS));
+	assert_int_equal(irq_batch_deadline(&b) - now, 10 * MS);
+}
+
 /* Several requests in one pass count as several arrivals, and no gap divides by zero. */
 static void test_irq_batch_counts_requests_popped_together(void **state)
 {
@@ -220,6 +259,7 @@ int main(void)
 		cmocka_unit_test(test_irq_batch_small_window_stops_batching),
 		cmocka_unit_test(test_irq_batch_no_probe_after_idling),
 		cmocka_unit_test(test_irq_batch_window_follows_the_pace),
+		cmocka_unit_test(test_irq_batch_idle_spells_do_not_stretch_windows),
 		cmocka_unit_test(test_irq_batch_counts_requests_popped_together),
 	};
 
