@@ -277,10 +277,7 @@ static void blk_interrupt_if_pending(struct virtio_blk *blk)
 static void blk_arm_batch_timer(struct virtio_blk *blk)
 {
 	uint64_t deadline = irq_batch_deadline(&blk->batch);
-	struct itimerspec when = {
-		.it_value = { .tv_sec = (time_t)(deadline / NSEC_PER_SEC),
-			      .tv_nsec = (long)(deadline % NSEC_PER_SEC) },
-	};
+	struct itimerspec when = { .it_value = clock_timespec(deadline) };
 
 	blk->batch_timer_armed = timerfd_settime(blk->batch_timer_fd, TFD_TIMER_ABSTIME, &when,
 						 NULL) == 0;

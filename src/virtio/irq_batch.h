@@ -15,11 +15,12 @@
  *
  * No fixed time but a ceiling (10 ms of waiting for the next arrival): the
  * window follows the measured gap between arrivals, so it fits a guest on
- * bare metal and one nested under emulation alike. A lone request is never held, except for a probe now and then (only
- * in a steady stream) that finds out whether batching would pay; each probe
- * that finds it would not doubles the wait for the next, from one in
- * IRQ_BATCH_PROBE_FIRST arrivals to one in IRQ_BATCH_PROBE_LAST. Batching
- * stops as soon as a window gathers too few requests to be worth its wait.
+ * bare metal and one nested under emulation alike. A lone request is never
+ * held, except for a probe now and then (only in a steady stream) that finds
+ * out whether batching would pay; each probe that finds it would not doubles
+ * the wait for the next, from one in IRQ_BATCH_PROBE_FIRST arrivals to one in
+ * IRQ_BATCH_PROBE_LAST. Batching stops as soon as a window gathers too few
+ * requests to be worth its wait.
  *
  * Pure bookkeeping on times the caller passes in; the device owns the timer.
  */

@@ -64,8 +64,7 @@ static void rng_arm_timer(struct virtio_rng *rng)
 	target = (target ? target : 1) * NSEC_PER_SEC;
 	need = target + (uint64_t)-rng->credit; /* credit <= 0 here */
 	delay = (need + rng->rate - 1) / rng->rate; /* ns, at least 1: 0 would disarm */
-	when.it_value.tv_sec = (time_t)(delay / NSEC_PER_SEC);
-	when.it_value.tv_nsec = (long)(delay % NSEC_PER_SEC);
+	when.it_value = clock_timespec(delay);
 	timerfd_settime(rng->timer_fd, 0, &when, NULL);
 }
 
