@@ -38,9 +38,10 @@ static void expire(struct irq_batch *b, uint64_t *now)
 	assert_false(irq_batch_holding(b));
 }
 
-/* A busy guest: requests every gap until a window shows batching pays. */
+/* A fresh device and a busy guest: requests every gap until a window shows batching pays. */
 static void start_batching(struct irq_batch *b, uint64_t *now, uint64_t gap)
 {
+	irq_batch_init(b);
 	for (int i = 0; i < 4 * IRQ_BATCH_PROBE_FIRST && !b->batching; i++)
 		arrive(b, now, gap);
 	if (irq_batch_holding(b))
@@ -84,7 +85,6 @@ static void test_irq_batch_steady_stream_starts_batching(void **state)
 	uint64_t now = MS;
 
 	(void)state;
-	irq_batch_init(&b);
 	start_batching(&b, &now, 10 * US);
 	assert_true(arrive(&b, &now, 10 * US));
 	for (int i = 1; i < IRQ_BATCH_MAX - 1; i++) {
@@ -104,7 +104,6 @@ static void test_irq_batch_window_closes_when_arrivals_stop(void **state)
 	uint64_t now = MS, deadline;
 
 	(void)state;
-	irq_batch_init(&b);
 	start_batching(&b, &now, 10 * US);
 	for (int i = 0; i < IRQ_BATCH_MIN; i++)
 		assert_true(arrive(&b, &now, 10 * US));
@@ -131,7 +130,6 @@ static void test_irq_batch_window_closes_when_every_thread_has_sent(void **state
 	int waited = 0;
 
 	(void)state;
-	irq_batch_init(&b);
 	start_batching(&b, &now, 10 * US);
 	for (int i = 0; i < 8; i++)
 		assert_true(arrive(&b, &now, 10 * US));
@@ -156,7 +154,6 @@ static void test_irq_batch_small_window_stops_batching(void **state)
 	uint64_t now = MS;
 
 	(void)state;
-	irq_batch_init(&b);
 	start_batching(&b, &now, 10 * US);
 	assert_true(arrive(&b, &now, 10 * US));
 	assert_true(arrive(&b, &now, 10 * US));
@@ -190,7 +187,6 @@ static void test_irq_batch_window_follows_the_pace(void **state)
 		struct irq_batch b;
 		uint64_t now = MS;
 
-		irq_batch_init(&b);
 		start_batching(&b, &now, gaps[i]);
 		assert_true(arrive(&b, &now, gaps[i]));
 		assert_in_range(irq_batch_deadline(&b) - now, 4 * gaps[i] - gaps[i] / 10,
@@ -225,7 +221,6 @@ static void test_irq_batch_idle_spells_do_not_stretch_windows(void **state)
 	assert_true(b.gap_ns <= 20 * US);
 
 	/* A slow guest, 8 ms between requests: four gaps would be 32 ms, the wait is 10. */
-	irq_batch_init(&b);
 	start_batching(&b, &now, 8 * MS);
 	assert_true(arrive(&b, &now, 8 * MS));
 	assert_int_equal(irq_batch_deadline(&b) - now, 10 * MS);
@@ -238,7 +233,6 @@ static void test_irq_batch_counts_requests_popped_together(void **state)
 	uint64_t now = MS;
 
 	(void)state;
-	irq_batch_init(&b);
 	start_batching(&b, &now, 10 * US);
 	irq_batch_arrived(&b, 0, now + US);
 	assert_false(irq_batch_holding(&b));
