@@ -573,9 +573,7 @@ static int net_activate(struct virtio_device *vdev)
 		if (!err)
 			return 0;
 		fprintf(stderr, "vireo: %s: vhost-net did not start (%s); Vireo moves the frames "
-				"itself\n", net->name, strerror(-err));
-		vhost_net_close(net->vhost);
-		net->vhost = NULL;
+				"itself until the next reset\n", net->name, strerror(-err));
 	}
 	net->active = true;
 	net->rx_stalled = false;
@@ -617,23 +615,7 @@ static const struct virtio_device_ops net_ops = {
 	.reset = net_reset,
 };
 
-/* vhost=on: open /dev/vhost-net now, so a missing one is said once, at start. */
-static void net_open_vhost(struct virtio_net *net)
-{
-	char why[160];
-
-	if (!net->be->vhost_capable) {
-		fprintf(stderr, "vireo: %s: vhost=on needs a TAP; Vireo moves the frames itself\n",
-			net->name);
-		return;
-	}
-	net->vhost = vhost_net_open(why, sizeof(why));
-	if (!net->vhost)
-		fprintf(stderr, "vireo: %s: vhost=on: %s; Vireo moves the frames itself\n",
-			net->name, why);
-}
-
-struct virtio_net *virtio_net_create(struct net_backend *be, const uint8_t mac[6], bool vhost,
+struct virtio_net *virtio_net_create(struct net_backend *be, const uint8_t mac[6],
 				     const char *name, const struct guest_mem *mem,
 				     struct event_loop *loop)
 {
@@ -653,8 +635,7 @@ struct virtio_net *virtio_net_create(struct net_backend *be, const uint8_t mac[6
 	net->be_handler = (struct event_handler){ net_on_backend, net };
 	net->call_handler = (struct event_handler){ net_on_vhost_call, net };
 	virtq_req_init(&net->req, net->req_iov, VIRTQ_MAX_SIZE);
-	if (vhost)
-		net_open_vhost(net);
+	net->vhost = be->vhost;
 	if (net->vhost) {
 		net->call_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 		if (net->call_fd < 0) {
@@ -692,7 +673,6 @@ void virtio_net_destroy(struct virtio_net *net)
 	net_vhost_stop(net, false);
 	net->active = false;
 	net_watch(net);
-	vhost_net_close(net->vhost);
 	if (net->call_fd >= 0)
 		close(net->call_fd);
 	virtio_device_destroy(&net->vdev);

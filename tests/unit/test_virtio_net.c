@@ -184,7 +184,7 @@ static struct fixture *fixture_new(uint64_t backend_features)
 	assert_true(f->fake->be.fd >= 0);
 	assert_int_equal(event_loop_init(&f->loop), 0);
 	harness_init(&f->h, 8ULL << 20);
-	f->net = virtio_net_create(&f->fake->be, test_mac, false, "net0", &f->h.mem, &f->loop);
+	f->net = virtio_net_create(&f->fake->be, test_mac, "net0", &f->h.mem, &f->loop);
 	assert_non_null(f->net);
 	harness_attach(&f->h, virtio_net_device(f->net));
 	return f;
