@@ -516,12 +516,6 @@ static int vm_prepare(struct vm *vm, const struct vm_config *cfg, struct mapped_
 	vm->kernel = kernel;
 	vm->initramfs = initramfs;
 	vm->kvm.sys_fd = vm->kvm.vm_fd = vm->signal_fd = -1;
-	/* Once per process: a reboot builds its new VM on it, with no file to open. */
-	kvm_err = kvm_open(&vm->kvm, &why);
-	if (kvm_err) {
-		fprintf(stderr, "vireo: %s: %s\n", why, strerror(-kvm_err));
-		return -1;
-	}
 	if (map_file(cfg->kernel_path, "kernel", kernel) < 0)
 		return -1;
 	if (cfg->initramfs_path && map_file(cfg->initramfs_path, "initramfs", initramfs) < 0)
@@ -559,6 +553,12 @@ static int vm_prepare(struct vm *vm, const struct vm_config *cfg, struct mapped_
 			fprintf(stderr, "vireo: %s\n", err);
 			return -1;
 		}
+	}
+	/* Once per process: a reboot builds its new VM on it, with no file to open. */
+	kvm_err = kvm_open(&vm->kvm, &why);
+	if (kvm_err) {
+		fprintf(stderr, "vireo: %s: %s\n", why, strerror(-kvm_err));
+		return -1;
 	}
 	return 0;
 }
