@@ -105,9 +105,10 @@ static bool has(const struct virtio_net *net, unsigned int bit)
 	return net->features & F(bit);
 }
 
+/* The device moves frames itself: running (device.h), no vhost, a live backend. */
 static bool net_running(const struct virtio_net *net)
 {
-	return net->active && !net->be_dead && !(net->vdev.status & VIRTIO_CONFIG_S_NEEDS_RESET);
+	return net->active && !net->be_dead && virtio_running(&net->vdev);
 }
 
 /* The events be->fd is watched for follow from the state; only changes reach epoll. */
@@ -181,8 +182,8 @@ static bool rx_enough(const struct virtio_net *net)
 
 /*
  * Holds buffers until a frame of rx_max fits. Returns 1 when it does (or
- * nothing more can be held), 0 when the ring ran out first, -1 when the
- * ring is broken.
+ * nothing more can be held), 0 when the ring ran out first (the driver
+ * notifies when it adds more), -1 when the ring is broken.
  */
 static int rx_gather(struct virtio_net *net, bool *pushed)
 {
@@ -190,7 +191,7 @@ static int rx_gather(struct virtio_net *net, bool *pushed)
 	struct virtq_req *req = &net->req;
 
 	while (!rx_enough(net)) {
-		int rc = virtq_pop(vq, req);
+		int rc = virtq_pop_or_enable_notify(vq, req);
 
 		if (rc == 0)
 			return 0;
@@ -270,10 +271,8 @@ static void rx_deliver(struct virtio_net *net, size_t len)
 
 static void rx_run(struct virtio_net *net)
 {
-	struct virtq *vq = &net->vdev.queues[RXQ];
 	bool pushed = false;
 
-	virtq_disable_notify(vq);
 	for (unsigned int tries = 0; tries < VIRTIO_NET_RX_BUDGET; tries++) {
 		unsigned int niov;
 		size_t room;
@@ -283,10 +282,6 @@ static void rx_run(struct virtio_net *net)
 		if (rc < 0)
 			break;
 		if (rc == 0) {
-			if (virtq_enable_notify(vq)) {
-				virtq_disable_notify(vq);
-				continue; /* buffers came meanwhile */
-			}
 			net->rx_stalled = true; /* the driver's kick resumes us */
 			net->stats.rx_stalls++;
 			break;
@@ -372,7 +367,6 @@ static void tx_run(struct virtio_net *net)
 	bool pushed = false;
 
 	net->tx_more = false;
-	virtq_disable_notify(vq);
 	for (;;) {
 		ssize_t n;
 
@@ -383,14 +377,8 @@ static void tx_run(struct virtio_net *net)
 				net->tx_more = true; /* come back after the others had a turn */
 				break;
 			}
-			rc = virtq_pop(vq, &net->req);
-			if (rc == 0) {
-				if (!virtq_enable_notify(vq))
-					break;
-				virtq_disable_notify(vq);
-				continue;
-			}
-			if (rc == -EINVAL)
+			rc = virtq_pop_or_enable_notify(vq, &net->req);
+			if (rc == 0 || rc == -EINVAL)
 				break;
 			frames++;
 			if (rc < 0) {
@@ -455,8 +443,8 @@ static void net_queue_notify(struct virtio_device *vdev, unsigned int q)
 {
 	struct virtio_net *net = vdev->priv;
 
-	if (!net->active || (vdev->status & VIRTIO_CONFIG_S_NEEDS_RESET))
-		return;
+	if (!net->active)
+		return; /* vhost-net has the queues; virtio_notify() checked the rest */
 	if (q == TXQ && !net->tx_parked) {
 		tx_run(net);
 	} else if (q == RXQ && net->rx_stalled && !net->be_dead) {
@@ -488,6 +476,8 @@ static int net_vhost_start(struct virtio_net *net)
 	uint64_t one = 1;
 	int err;
 
+	if (net->vhost_on)
+		return 0; /* the kernel has the rings already: adding its call fd twice fails */
 	for (unsigned int q = 0; q < VHOST_NET_RINGS; q++) {
 		struct virtq *vq = &net->vdev.queues[q];
 
