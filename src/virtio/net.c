@@ -479,13 +479,14 @@ static int net_vhost_start(struct virtio_net *net)
 	if (net->vhost_on)
 		return 0; /* the kernel has the rings already: adding its call fd twice fails */
 	for (unsigned int q = 0; q < VHOST_NET_RINGS; q++) {
-		struct virtq *vq = &net->vdev.queues[q];
+		struct virtq_rings vr;
 
-		if (!vq->ready)
+		if (!net->vdev.queues[q].ready)
 			return -EINVAL;
+		virtq_get_rings(&net->vdev.queues[q], &vr);
 		rings[q] = (struct vhost_net_ring){
-			.num = vq->size, .base = vq->last_avail_idx,
-			.desc = vq->desc, .avail = vq->avail, .used = vq->used,
+			.num = vr.size, .base = vr.next_avail,
+			.desc = vr.desc, .avail = vr.avail, .used = vr.used,
 			.kick_fd = net->kicks.kick_fds[q], .call_fd = net->call_fd,
 		};
 	}

@@ -67,6 +67,14 @@ int virtq_start(struct virtq *vq, const struct guest_mem *mem)
 	return 0;
 }
 
+void virtq_get_rings(const struct virtq *vq, struct virtq_rings *rings)
+{
+	*rings = (struct virtq_rings){
+		.size = vq->size, .next_avail = vq->last_avail_idx,
+		.desc = vq->desc, .avail = vq->avail, .used = vq->used,
+	};
+}
+
 void virtq_reset(struct virtq *vq)
 {
 	memset(vq, 0, sizeof(*vq));

@@ -71,6 +71,20 @@ static inline void virtq_req_init(struct virtq_req *req, struct iovec *iov, unsi
 /* Checks the configured rings against guest RAM; -EFAULT if they are not all RAM. */
 int virtq_start(struct virtq *vq, const struct guest_mem *mem);
 
+/*
+ * A started queue's validated rings and where the device is in them, for
+ * a back end that serves the rings itself (vhost-net) instead of popping.
+ */
+struct virtq_rings {
+	uint16_t size;
+	uint16_t next_avail; /* the avail entry the back end reads next */
+	struct vring_desc *desc;
+	struct vring_avail *avail;
+	struct vring_used *used;
+};
+
+void virtq_get_rings(const struct virtq *vq, struct virtq_rings *rings);
+
 /* Forgets the configuration (device reset). */
 void virtq_reset(struct virtq *vq);
 
