@@ -137,9 +137,8 @@ static size_t console_fill_rx(struct virtio_console *vcon, const uint8_t *buf, s
 			taken += n;
 		}
 	}
-	if (vq->broken)
-		virtio_set_needs_reset(vdev);
-	else if (pushed)
+	virtio_check_rings(vdev);
+	if (!vq->broken && pushed)
 		virtio_queue_interrupt(vdev, CONSOLE_RX);
 	return taken;
 }

@@ -45,14 +45,21 @@ void virtio_queue_interrupt(struct virtio_device *vdev, unsigned int q)
 		virtio_interrupt(vdev, VIRTIO_MMIO_INT_VRING);
 }
 
-void virtio_set_needs_reset(struct virtio_device *vdev)
+void virtio_set_needs_reset(struct virtio_device *vdev, const char *why)
 {
 	if (vdev->status & VIRTIO_CONFIG_S_NEEDS_RESET)
 		return;
-	fprintf(stderr, "vireo: %s: the guest driver broke the virtqueue rules; "
-			"the device needs a reset\n", vdev->ops->name);
+	fprintf(stderr, "vireo: %s: the guest driver %s; the device needs a reset\n",
+		vdev->ops->name, why);
 	vdev->status |= VIRTIO_CONFIG_S_NEEDS_RESET;
 	virtio_config_changed(vdev);
+}
+
+void virtio_check_rings(struct virtio_device *vdev)
+{
+	for (unsigned int q = 0; q < vdev->ops->nr_queues; q++)
+		if (vdev->queues[q].broken)
+			virtio_set_needs_reset(vdev, "broke the virtqueue rules");
 }
 
 void virtio_config_changed(struct virtio_device *vdev)
@@ -114,7 +121,7 @@ void virtio_write_status(struct virtio_device *vdev, uint32_t status)
 		return;
 	}
 	if (driver_bits & ~status) {
-		virtio_set_needs_reset(vdev);
+		virtio_set_needs_reset(vdev, "cleared status bits without a reset");
 		return;
 	}
 	if ((added & VIRTIO_CONFIG_S_FEATURES_OK) && !features_acceptable(vdev))
@@ -125,7 +132,7 @@ void virtio_write_status(struct virtio_device *vdev, uint32_t status)
 	vdev->status |= added;
 	if ((added & VIRTIO_CONFIG_S_DRIVER_OK) && virtio_running(vdev) &&
 	    virtio_start_queues(vdev) < 0)
-		virtio_set_needs_reset(vdev);
+		virtio_set_needs_reset(vdev, "laid out a virtqueue that is not in guest RAM");
 }
 
 bool virtio_running(const struct virtio_device *vdev)
@@ -139,8 +146,7 @@ void virtio_notify(struct virtio_device *vdev, unsigned int q)
 	pthread_mutex_lock(&vdev->lock);
 	if (q < vdev->ops->nr_queues && virtio_running(vdev) && vdev->queues[q].ready) {
 		vdev->ops->queue_notify(vdev, q);
-		if (vdev->queues[q].broken)
-			virtio_set_needs_reset(vdev);
+		virtio_check_rings(vdev);
 	}
 	pthread_mutex_unlock(&vdev->lock);
 }

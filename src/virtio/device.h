@@ -76,8 +76,14 @@ static inline bool virtio_has_feature(const struct virtio_device *vdev, unsigned
 /* After pushing to queue q: interrupts the driver if it wants to be told. */
 void virtio_queue_interrupt(struct virtio_device *vdev, unsigned int q);
 
-/* The driver broke the rules: DEVICE_NEEDS_RESET and a config interrupt (§2.1.2). */
-void virtio_set_needs_reset(struct virtio_device *vdev);
+/*
+ * The driver broke the rules: DEVICE_NEEDS_RESET and a config interrupt
+ * (§2.1.2), and one line saying what it did ("the guest driver <why>").
+ */
+void virtio_set_needs_reset(struct virtio_device *vdev, const char *why);
+
+/* After serving a queue: a ring the driver broke (virtq->broken) needs a reset. */
+void virtio_check_rings(struct virtio_device *vdev);
 
 /* Device config changed (e.g. disk resized): bump generation, interrupt. */
 void virtio_config_changed(struct virtio_device *vdev);

@@ -417,12 +417,6 @@ static void tx_run(struct virtio_net *net)
 
 /* --- events ------------------------------------------------------------------------ */
 
-static void net_check_rings(struct virtio_net *net)
-{
-	if (net->vdev.queues[RXQ].broken || net->vdev.queues[TXQ].broken)
-		virtio_set_needs_reset(&net->vdev);
-}
-
 static void net_on_backend(void *opaque, uint32_t events)
 {
 	struct virtio_net *net = opaque;
@@ -434,7 +428,7 @@ static void net_on_backend(void *opaque, uint32_t events)
 		tx_run(net);
 	if (net_running(net) && (events & EPOLLIN) && !net->rx_stalled)
 		rx_run(net);
-	net_check_rings(net);
+	virtio_check_rings(&net->vdev);
 	net_watch(net);
 	pthread_mutex_unlock(&net->vdev.lock);
 }
@@ -451,7 +445,7 @@ static void net_queue_notify(struct virtio_device *vdev, unsigned int q)
 		net->rx_stalled = false; /* buffers came: the backend may deliver again */
 		rx_run(net);
 	}
-	net_check_rings(net);
+	virtio_check_rings(&net->vdev);
 	net_watch(net);
 }
 

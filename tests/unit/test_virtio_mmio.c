@@ -397,7 +397,7 @@ static void test_mmio_driver_cannot_clear_needs_reset(void **state)
 	struct ctx *c = *state;
 
 	assert_int_equal(harness_start(&c->h, F(VIRTIO_F_VERSION_1), 1, 16), 0);
-	virtio_set_needs_reset(&c->fake.vdev);
+	virtio_set_needs_reset(&c->fake.vdev, "did something wrong");
 	set_reg(c, VIRTIO_MMIO_STATUS, VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER |
 					       VIRTIO_CONFIG_S_FEATURES_OK |
 					       VIRTIO_CONFIG_S_DRIVER_OK);
