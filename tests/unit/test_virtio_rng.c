@@ -286,6 +286,42 @@ static void test_rng_rate_limit_defers_and_resumes(void **state)
 	teardown((void **)&f);
 }
 
+/*
+ * An asynchronous path re-checks that the device runs: a request deferred
+ * by the rate limit stays unserved when the driver gives up (FAILED)
+ * before the refill timer fires. The loop runs until a 1 s guard, ten
+ * times the timer's delay.
+ */
+static void test_rng_timer_after_the_driver_failed_serves_nothing(void **state)
+{
+	struct fixture *f = fixture_new(1000);
+	struct harness_buf first = { buffer(&f->h, 1100), 1100, true };
+	struct harness_buf second = { buffer(&f->h, 512), 512, true };
+	struct itimerspec one_second = { .it_value = { .tv_sec = 1 } };
+	int guard_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+	struct loop_watch guard;
+	uint32_t id, len;
+
+	(void)state;
+	harness_add(&f->h, 0, &first, 1);
+	harness_kick(&f->h, 0);
+	assert_true(harness_get_used(&f->h, 0, &id, &len));
+	harness_add(&f->h, 0, &second, 1);
+	harness_kick(&f->h, 0); /* deferred: the refill timer is armed */
+	harness_add_status(&f->h, VIRTIO_CONFIG_S_FAILED);
+
+	assert_true(guard_fd >= 0);
+	assert_int_equal(timerfd_settime(guard_fd, 0, &one_second, NULL), 0);
+	watch(&guard, &f->loop, guard_fd);
+	assert_int_equal(event_loop_run(&f->loop), 0);
+	assert_true(guard.fired);
+	assert_int_equal(harness_pending_used(&f->h, 0), 0);
+
+	event_loop_remove(&f->loop, guard_fd);
+	close(guard_fd);
+	teardown((void **)&f);
+}
+
 #define RNG_TEST(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
@@ -300,6 +336,7 @@ int main(void)
 		RNG_TEST(test_rng_needs_reset_when_the_ring_is_broken),
 		cmocka_unit_test(test_rng_refuses_a_rate_out_of_range),
 		cmocka_unit_test(test_rng_rate_limit_defers_and_resumes),
+		cmocka_unit_test(test_rng_timer_after_the_driver_failed_serves_nothing),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
