@@ -920,6 +920,21 @@ static void test_blk_refuses_a_segment_over_size_max(void **state)
 	assert_int_equal(request(c, VIRTIO_BLK_T_IN, 0, data, 1u << 20, NULL), VIRTIO_BLK_S_OK);
 }
 
+/* A stopped device: a write of sector 0 gets no answer and changes nothing. */
+static void assert_write_unanswered(struct ctx *c)
+{
+	struct harness_buf bufs[] = {
+		{ header(c, VIRTIO_BLK_T_OUT, 0), 16, false },
+		{ guest_buf(c, 512, 0xcd), 512, false },
+		{ guest_buf(c, 1, STATUS_UNSET), 1, true },
+	};
+
+	harness_add(&c->h, 0, bufs, 3);
+	harness_kick(&c->h, 0);
+	assert_int_equal(harness_pending_used(&c->h, 0), 0);
+	assert_image_unchanged(c, 0, IMAGE_SIZE);
+}
+
 /*
  * A driver that clears DRIVER_OK without a reset: the write is refused and
  * the device needs a reset; the queue's layout cannot be reprogrammed and
@@ -928,12 +943,6 @@ static void test_blk_refuses_a_segment_over_size_max(void **state)
 static void test_blk_status_cleared_without_reset_stops_the_device(void **state)
 {
 	struct ctx *c = *state;
-	uint64_t data = guest_buf(c, 512, 0xcd);
-	struct harness_buf bufs[] = {
-		{ header(c, VIRTIO_BLK_T_OUT, 0), 16, false },
-		{ data, 512, false },
-		{ guest_buf(c, 1, STATUS_UNSET), 1, true },
-	};
 
 	harness_write_reg(&c->h, VIRTIO_MMIO_STATUS, 0xb);
 	assert_true(harness_status(&c->h) & VIRTIO_CONFIG_S_NEEDS_RESET);
@@ -943,32 +952,21 @@ static void test_blk_status_cleared_without_reset_stops_the_device(void **state)
 	harness_write_reg(&c->h, VIRTIO_MMIO_QUEUE_NUM, 256);
 	assert_int_equal(harness_read_reg(&c->h, VIRTIO_MMIO_QUEUE_NUM), 128);
 	assert_int_equal(harness_read_reg(&c->h, VIRTIO_MMIO_QUEUE_READY), 1);
-	harness_add(&c->h, 0, bufs, 3);
-	harness_kick(&c->h, 0);
-	assert_int_equal(harness_pending_used(&c->h, 0), 0);
-	assert_image_unchanged(c, 0, IMAGE_SIZE);
+	assert_write_unanswered(c);
 
 	assert_int_equal(harness_start(&c->h, UINT64_MAX, 1, 128), 0); /* resets first */
 	assert_false(harness_status(&c->h) & VIRTIO_CONFIG_S_NEEDS_RESET);
-	assert_int_equal(request(c, VIRTIO_BLK_T_OUT, 0, data, 512, NULL), VIRTIO_BLK_S_OK);
+	assert_int_equal(request(c, VIRTIO_BLK_T_OUT, 0, guest_buf(c, 512, 0xcd), 512, NULL),
+			 VIRTIO_BLK_S_OK);
 }
 
 /* The driver gave up (FAILED): the device stops serving as it would for NEEDS_RESET. */
 static void test_blk_failed_status_stops_the_device(void **state)
 {
 	struct ctx *c = *state;
-	uint64_t data = guest_buf(c, 512, 0xcd);
-	struct harness_buf bufs[] = {
-		{ header(c, VIRTIO_BLK_T_OUT, 0), 16, false },
-		{ data, 512, false },
-		{ guest_buf(c, 1, STATUS_UNSET), 1, true },
-	};
 
 	harness_add_status(&c->h, VIRTIO_CONFIG_S_FAILED);
-	harness_add(&c->h, 0, bufs, 3);
-	harness_kick(&c->h, 0);
-	assert_int_equal(harness_pending_used(&c->h, 0), 0);
-	assert_image_unchanged(c, 0, IMAGE_SIZE);
+	assert_write_unanswered(c);
 }
 
 #define B(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
