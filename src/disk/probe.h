@@ -28,7 +28,7 @@ enum disk_format disk_probe(const void *head, size_t len);
 /* Reads the first bytes of fd (which may be O_DIRECT) and probes them; 0 or -errno. */
 int disk_probe_fd(int fd, enum disk_format *format);
 
-/* Might a write at offset change what probing sees? Only then must it pass disk_probe_keeps_raw(). */
+/* Might a write at offset change what probing sees? Then it must pass disk_probe_keeps_raw(). */
 static inline bool disk_probe_reaches(const struct disk *disk, uint64_t offset)
 {
 	return disk->probed_raw && offset < DISK_PROBE_SIZE;

@@ -15,7 +15,7 @@
 #define BIG_REQUEST (64 * MIB)
 #define RSS_GROWTH_MAX (8 * MIB) /* a few bounce buffers; the old bounce took 64 MiB */
 
-_Static_assert(4 * IMAGE_FILE_BOUNCE_MAX <= RSS_GROWTH_MAX, "the bound must leave room for the bounce");
+_Static_assert(4 * IMAGE_FILE_BOUNCE_MAX <= RSS_GROWTH_MAX, "room for the bounce buffer");
 
 /* A scratch directory on a filesystem that takes O_DIRECT, or false. */
 static bool direct_scratch(struct qt *t)
