@@ -24,11 +24,18 @@
 static ssize_t raw_transfer(struct disk *disk, const struct iovec *iov, int n, uint64_t offset,
 			    bool write)
 {
-	ssize_t done = fd_transfer(disk->fd, iov, n, offset, write);
 	size_t want = 0;
+	ssize_t done;
 
 	for (int i = 0; i < n; i++)
 		want += iov[i].iov_len;
+	if (write) {
+		int ret = disk_probe_keeps_raw(disk, iov, n, offset, want);
+
+		if (ret < 0)
+			return ret;
+	}
+	done = fd_transfer(disk->fd, iov, n, offset, write);
 	return done < 0 || (size_t)done == want ? done : -EIO; /* the file ended under us */
 }
 
@@ -39,13 +46,7 @@ static ssize_t raw_readv(struct disk *disk, const struct iovec *iov, int n, uint
 
 static ssize_t raw_writev(struct disk *disk, const struct iovec *iov, int n, uint64_t offset)
 {
-	size_t len = 0;
-	int ret;
-
-	for (int i = 0; i < n; i++)
-		len += iov[i].iov_len;
-	ret = disk_probe_keeps_raw(disk, iov, n, offset, len);
-	return ret < 0 ? ret : raw_transfer(disk, iov, n, offset, true);
+	return raw_transfer(disk, iov, n, offset, true);
 }
 
 static int raw_flush(struct disk *disk)

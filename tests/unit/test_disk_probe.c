@@ -39,17 +39,6 @@ static void probe_teardown(struct probe_test *p)
 	free(p);
 }
 
-static struct disk *open_raw(struct probe_test *p, enum disk_format format)
-{
-	char err[512] = "";
-	struct disk *d = qt_open_cfg(p->raw, false, format, 0, err, sizeof(err));
-
-	if (!d)
-		fprintf(stderr, "open failed: %s\n", err);
-	assert_non_null(d);
-	return d;
-}
-
 static ssize_t write_at(struct disk *d, const void *buf, size_t len, uint64_t offset)
 {
 	struct iovec iov = { (void *)buf, len };
@@ -77,7 +66,7 @@ static void test_probed_raw_refuses_qcow2_header_at_sector_0(void **state)
 {
 	struct probe_test *p = probe_setup();
 	static const uint8_t zeroes[512];
-	struct disk *d = open_raw(p, DISK_FORMAT_AUTO);
+	struct disk *d = qt_open(p->raw, false);
 
 	assert_true(write_at(d, p->header, sizeof(p->header), 0) < 0);
 	/* Sector 0 inside a longer write, too. */
@@ -98,7 +87,7 @@ static void test_probed_raw_refuses_partial_qcow2_magic(void **state)
 {
 	struct probe_test *p = probe_setup();
 	static const uint8_t tail[4] = { 0, 0, 0, 0xfb }, head[4] = { 'Q', 0, 0, 0 };
-	struct disk *d = open_raw(p, DISK_FORMAT_AUTO);
+	struct disk *d = qt_open(p->raw, false);
 	uint8_t sector[512] = { 'Q', 'F', 'I', 0xfb };
 	struct iovec split[2] = { { sector, 2 }, { sector + 2, sizeof(sector) - 2 } };
 
@@ -148,7 +137,7 @@ static void test_probed_raw_refuses_qcow2_header_through_io_uring(void **state)
 {
 	struct probe_test *p = probe_setup();
 	static const uint8_t zeroes[512];
-	struct disk *d = open_raw(p, DISK_FORMAT_AUTO);
+	struct disk *d = qt_open(p->raw, false);
 	uint8_t data[4096];
 
 	disk_engine_start(d, DISK_ENGINE_IO_URING, 8);
@@ -165,7 +154,7 @@ static void test_probed_raw_refuses_qcow2_header_through_io_uring(void **state)
 static void test_probed_raw_accepts_ordinary_writes(void **state)
 {
 	struct probe_test *p = probe_setup();
-	struct disk *d = open_raw(p, DISK_FORMAT_AUTO);
+	struct disk *d = qt_open(p->raw, false);
 	uint8_t mbr[512], back[512];
 
 	qt_fill(mbr, sizeof(mbr), 7);
@@ -191,7 +180,7 @@ static void test_probed_raw_accepts_ordinary_writes(void **state)
 static void test_named_raw_accepts_qcow2_header(void **state)
 {
 	struct probe_test *p = probe_setup();
-	struct disk *d = open_raw(p, DISK_FORMAT_RAW);
+	struct disk *d = qt_open_as(p->raw, false, DISK_FORMAT_RAW);
 	uint8_t *img;
 	size_t len;
 
@@ -228,7 +217,7 @@ static char *capture_stderr(struct probe_test *p, void (*fn)(struct probe_test *
 
 static void open_and_write_header_twice(struct probe_test *p)
 {
-	struct disk *d = open_raw(p, DISK_FORMAT_AUTO);
+	struct disk *d = qt_open(p->raw, false);
 
 	assert_true(write_at(d, p->header, sizeof(p->header), 0) < 0);
 	assert_true(write_at(d, p->header, sizeof(p->header), 0) < 0);
