@@ -20,7 +20,11 @@
 
 #include "disk/disk.h"
 
-#define DISK_PROBE_SIZE 4096u /* the bytes probing reads: every format's magic lies in them */
+/*
+ * The bytes probing reads. A format whose signature lies elsewhere (a
+ * footer) would have to widen disk_probe_reaches() as well.
+ */
+#define DISK_PROBE_SIZE 4096u
 
 /* The format that the first len bytes of an image say: DISK_FORMAT_QCOW2 or DISK_FORMAT_RAW. */
 enum disk_format disk_probe(const void *head, size_t len);
