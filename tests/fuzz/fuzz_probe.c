@@ -7,9 +7,11 @@
  * directory, a socket, a link to /dev/null, the image itself. Opening must
  * never crash or hang, and a refusal comes with its sentence.
  *
- * An image that opens as probed raw then takes the input's writes,
- * write-zeroes and discards on its first sectors, and must still probe as
- * raw afterwards: a probed raw image never becomes another format.
+ * An image whose first bytes probe as raw must open as a probed raw disk;
+ * it then takes the input's writes, write-zeroes and discards on its first
+ * sectors, and must still probe as raw afterwards: a probed raw image
+ * never becomes another format. (The oracle is the input's bytes and the
+ * file's, never the disk's own verdict.)
  *
  * Input layout: byte 0 flags (bit 0: write the name into the header; bits
  * 1-2: how many writes), byte 1 the name's length (at most NAME_MAX_LEN),
@@ -172,6 +174,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	size_t name_len, len;
 	char err[768] = "";
 	struct disk *d;
+	bool raw;
 
 	if (!scratch[0])
 		make_scratch();
@@ -197,14 +200,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			abort(); /* a refusal always says why */
 		return 0;
 	}
-	if (d->probed_raw) {
-		if (disk_probe(sectors, len) != DISK_FORMAT_RAW)
-			abort(); /* a raw image whose first bytes say otherwise */
+	raw = disk_probe(sectors, len) == DISK_FORMAT_RAW;
+	if (raw != d->probed_raw)
+		abort(); /* probed raw exactly when the first bytes say raw */
+	if (raw)
 		for (unsigned int i = 0; i < nr_writes; i++)
 			guest_write(d, &writes[i]);
-	}
 	disk_close(d);
-	if (probe_image() != DISK_FORMAT_RAW && disk_probe(sectors, len) == DISK_FORMAT_RAW)
+	if (raw && probe_image() != DISK_FORMAT_RAW)
 		abort(); /* the guest made a probed raw image into another format */
 	return 0;
 }
