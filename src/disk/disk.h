@@ -65,6 +65,12 @@ struct disk {
 	const char *path;
 	bool passthrough;	  /* guest offset == file offset: engines may do all the I/O */
 	struct disk_uring *uring; /* the io_uring engine's state, or NULL for sync */
+	/*
+	 * Raw by probing, not by format=raw: writes must leave it probing raw
+	 * (disk/probe.h); the first refusal prints why, once.
+	 */
+	bool probed_raw;
+	bool probe_refusal_told;
 };
 
 /*

@@ -12,6 +12,7 @@
 
 #include "disk/disk.h"
 #include "disk/image_file.h"
+#include "disk/probe.h"
 #include "vmm/iov.h"
 
 struct disk_uring {
@@ -100,9 +101,15 @@ static void uring_prepare(struct io_uring_sqe *sqe, struct disk_io *io)
 	io_uring_sqe_set_data(sqe, io);
 }
 
-/* May io go to the ring, and where? Everything on a passthrough disk; what map() places. */
+/*
+ * May io go to the ring, and where? Everything on a passthrough disk; what
+ * map() places. Never a write that may change what format probing sees:
+ * the format's own writev checks those (disk/probe.h).
+ */
 static bool uring_takes(struct disk *disk, struct disk_io *io)
 {
+	if (io->op == DISK_IO_WRITE && disk_probe_reaches(disk, io->offset))
+		return false;
 	io->where = (struct disk_extent){ disk->fd, io->offset };
 	return disk->passthrough || (io->op != DISK_IO_FLUSH && disk->ops->map(disk, io, &io->where));
 }

@@ -11,6 +11,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "vmm/iov.h"
+
 #define DIRECT_ALIGN 4096u /* covers every logical block size O_DIRECT may want */
 
 struct fd_file {
@@ -72,47 +74,76 @@ static bool direct_aligned(const struct iovec *iov, int n, uint64_t offset)
 	return true;
 }
 
-/* O_DIRECT with an unaligned request: whole aligned blocks through a bounce buffer. */
+/*
+ * One chunk of an unaligned O_DIRECT transfer: bytes [done, done + part) of
+ * the request, at file offset at, through the aligned blocks that cover
+ * them in buf. A write reads those blocks first when it covers them only in
+ * part (read-modify-write). Returns the request's bytes moved or -errno; a
+ * read moves fewer only at the end of the file.
+ */
+static ssize_t bounce_chunk(struct fd_file *f, const struct iovec *iov, int n, size_t done,
+			    size_t part, uint64_t at, uint8_t *buf, bool write)
+{
+	uint64_t start = at & ~(uint64_t)(DIRECT_ALIGN - 1);
+	size_t head = (size_t)(at - start);
+	size_t span = (head + part + DIRECT_ALIGN - 1) & ~(size_t)(DIRECT_ALIGN - 1);
+	struct iovec whole = { buf, span };
+	ssize_t got = 0;
+
+	if (!write || head || (head + part) % DIRECT_ALIGN) {
+		got = fd_transfer(f->fd, &whole, 1, start, false);
+		if (got < 0)
+			return got;
+		memset(buf + got, 0, span - (size_t)got);
+	}
+	if (write) {
+		iov_read(iov, (unsigned int)n, done, buf + head, part);
+		got = fd_transfer(f->fd, &whole, 1, start, true);
+		return got < 0 ? got : (ssize_t)part;
+	}
+	/* What the file held of the request's bytes: fewer past its end. */
+	got = (size_t)got > head ? got - (ssize_t)head : 0;
+	if ((size_t)got > part)
+		got = (ssize_t)part;
+	iov_write(iov, (unsigned int)n, done, buf + head, (size_t)got);
+	return got;
+}
+
+/*
+ * O_DIRECT with an unaligned request: through an aligned bounce buffer of
+ * at most IMAGE_FILE_BOUNCE_MAX bytes, chunk by chunk, so that a request
+ * costs that much memory whatever its length.
+ */
 static ssize_t fd_bounce(struct fd_file *f, const struct iovec *iov, int n, uint64_t offset,
 			 bool write)
 {
-	size_t len = iov_total(iov, n);
-	uint64_t start = offset & ~(uint64_t)(DIRECT_ALIGN - 1);
-	uint64_t end = (offset + len + DIRECT_ALIGN - 1) & ~(uint64_t)(DIRECT_ALIGN - 1);
-	size_t span = (size_t)(end - start), head = (size_t)(offset - start), pos = head;
-	struct iovec whole;
+	size_t len = iov_total(iov, n), done = 0, buf_len;
+	uint64_t span;
 	uint8_t *buf;
-	ssize_t got;
 
-	if (posix_memalign((void **)&buf, DIRECT_ALIGN, span))
+	if (offset > (uint64_t)INT64_MAX || len > (uint64_t)INT64_MAX - offset)
+		return -EINVAL;
+	span = ((offset + len + DIRECT_ALIGN - 1) & ~(uint64_t)(DIRECT_ALIGN - 1)) -
+	       (offset & ~(uint64_t)(DIRECT_ALIGN - 1));
+	buf_len = span < IMAGE_FILE_BOUNCE_MAX ? (size_t)span : IMAGE_FILE_BOUNCE_MAX;
+	if (posix_memalign((void **)&buf, DIRECT_ALIGN, buf_len))
 		return -ENOMEM;
-	whole = (struct iovec){ buf, span };
-	got = 0;
-	if (!write || head || len % DIRECT_ALIGN || (offset + len) % DIRECT_ALIGN) {
-		got = fd_transfer(f->fd, &whole, 1, start, false);
-		if (got < 0) {
+	while (done < len) {
+		uint64_t at = offset + done;
+		size_t room = buf_len - (size_t)(at % DIRECT_ALIGN);
+		size_t part = len - done < room ? len - done : room;
+		ssize_t moved = bounce_chunk(f, iov, n, done, part, at, buf, write);
+
+		if (moved < 0) {
 			free(buf);
-			return got;
+			return moved;
 		}
-		memset(buf + got, 0, span - (size_t)got);
-	}
-	for (int i = 0; i < n; i++) {
-		if (write)
-			memcpy(buf + pos, iov[i].iov_base, iov[i].iov_len);
-		else
-			memcpy(iov[i].iov_base, buf + pos, iov[i].iov_len);
-		pos += iov[i].iov_len;
-	}
-	if (write) {
-		got = fd_transfer(f->fd, &whole, 1, start, true);
-		got = got < 0 ? got : (ssize_t)len;
-	} else if ((size_t)got <= head) {
-		got = 0;
-	} else {
-		got = (ssize_t)((size_t)got - head < len ? (size_t)got - head : len);
+		done += (size_t)moved;
+		if ((size_t)moved < part)
+			break; /* a read that met the end of the file */
 	}
 	free(buf);
-	return got;
+	return (ssize_t)done;
 }
 
 static ssize_t fd_readv(struct image_file *file, const struct iovec *iov, int n, uint64_t offset)

@@ -36,9 +36,18 @@ struct image_file {
 };
 
 /*
+ * The most memory an O_DIRECT transfer that is not aligned takes for its
+ * bounce buffer, whatever its length: it goes through in chunks of this
+ * size. Aligned transfers take none (they move straight from the caller's
+ * buffers).
+ */
+#define IMAGE_FILE_BOUNCE_MAX (1u << 20)
+
+/*
  * A file descriptor (owned from now on). direct: it was opened O_DIRECT, so
  * transfers that are not 4 KiB-aligned in memory, offset or length go
- * through an aligned bounce buffer (read-modify-write for writes).
+ * through an aligned bounce buffer, IMAGE_FILE_BOUNCE_MAX bytes at a time
+ * (read-modify-write for the partial blocks of a write).
  */
 struct image_file *image_file_from_fd(int fd, bool direct);
 

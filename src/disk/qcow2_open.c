@@ -1,15 +1,15 @@
 /*
  * Opening a qcow2 image: the header (qcow2_header.c), the backing chain
- * (raw or qcow2 files, read-only under a shared lock, relative names from
- * the image's directory, at most QCOW2_MAX_CHAIN deep, loops refused),
- * then for read-write use: an image marked corrupt falls back to
- * read-only, unknown autoclear bits are cleared, a dirty image has its
- * refcounts repaired. And the teardown.
+ * (every rule a backing name must pass is in backing_open()), then for
+ * read-write use: an image marked corrupt falls back to read-only,
+ * unknown autoclear bits are cleared, a dirty image has its refcounts
+ * repaired. And the teardown.
  */
 #include "disk/qcow2.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +17,7 @@
 #include <unistd.h>
 #include <zstd.h>
 
+#include "disk/probe.h"
 #include "disk/qcow2_internal.h"
 #include "vmm/errmsg.h"
 
@@ -99,89 +100,146 @@ static bool chain_add(struct chain *chain, int fd)
 	return true;
 }
 
+static int backing_refused(const struct qcow2 *q, char *err, size_t err_len, const char *fmt,
+			   ...) __attribute__((format(printf, 4, 5)));
+
+/* One sentence naming the backing name and the image that names it. */
+static int backing_refused(const struct qcow2 *q, char *err, size_t err_len, const char *fmt, ...)
+{
+	char why[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+	return errmsg(err, err_len, "backing file '%s' named by '%s': %s", q->backing_name, q->path,
+		      why);
+}
+
+static const char *file_kind(mode_t mode)
+{
+	if (S_ISDIR(mode))
+		return "a directory";
+	if (S_ISBLK(mode))
+		return "a block device";
+	if (S_ISCHR(mode))
+		return "a character device";
+	if (S_ISFIFO(mode))
+		return "a FIFO";
+	if (S_ISSOCK(mode))
+		return "a socket";
+	return "not a regular file";
+}
+
+/*
+ * The backing-name policy, all of it. The name and its format come from
+ * the image file, as untrusted as the rest of it:
+ *  - a relative name resolves against the directory of the image that
+ *    names it, never the current directory; an absolute name stays as it
+ *    is (qemu-img writes them);
+ *  - it must be a regular file: a device would show the guest whatever it
+ *    reads (a host disk, /dev/zero), a FIFO would block the open. The file
+ *    is opened non-blocking and judged on that descriptor, so nothing
+ *    swapped in after a check gets used;
+ *  - at most QCOW2_MAX_CHAIN files below the top image, none of them twice;
+ *  - read-only, under a shared lock: nothing below the top image is written;
+ *  - its format is the one the image records (raw or qcow2), else probed.
+ * Returns the descriptor (O_DIRECT if *direct and the file allows it; *direct
+ * says which) with its format, or -errno with err naming the backing name.
+ */
+static int backing_open(struct qcow2 *q, struct chain *chain, bool *direct,
+			enum disk_format *format, char *err, size_t err_len)
+{
+	struct flock lock = { .l_type = F_RDLCK, .l_whence = SEEK_SET };
+	const char *recorded = q->backing_format, *path;
+	int fd, flags, ret = 0;
+	struct stat st;
+
+	if (chain->n > QCOW2_MAX_CHAIN)
+		return backing_refused(q, err, err_len, "the backing chain is deeper than %d files",
+				       QCOW2_MAX_CHAIN);
+	if (recorded[0] && strcmp(recorded, "raw") != 0 && strcmp(recorded, "qcow2") != 0)
+		return backing_refused(q, err, err_len,
+				       "format '%s' is not supported (raw and qcow2 are)", recorded);
+	q->backing.path = resolve_backing(q->path, q->backing_name);
+	if (!q->backing.path)
+		return -ENOMEM;
+	path = q->backing.path;
+	flags = O_RDONLY | O_CLOEXEC | O_NONBLOCK;
+	fd = open(path, flags | (*direct ? O_DIRECT : 0));
+	if (fd < 0 && errno == EINVAL && *direct) { /* no O_DIRECT there: reading is fine without */
+		*direct = false;
+		fd = open(path, flags);
+	}
+	if (fd < 0) {
+		int error = errno;
+
+		/* A socket cannot be opened at all: say what it is rather than ENXIO. */
+		if (stat(path, &st) == 0 && !S_ISREG(st.st_mode))
+			return backing_refused(q, err, err_len,
+					       "'%s' is %s; backing files must be regular files",
+					       path, file_kind(st.st_mode));
+		return backing_refused(q, err, err_len, "cannot open '%s': %s", path,
+				       strerror(error));
+	}
+	if (fstat(fd, &st) < 0)
+		ret = backing_refused(q, err, err_len, "'%s': %s", path, strerror(errno));
+	else if (!S_ISREG(st.st_mode))
+		ret = backing_refused(q, err, err_len,
+				      "'%s' is %s; backing files must be regular files", path,
+				      file_kind(st.st_mode));
+	else if (!chain_add(chain, fd))
+		ret = backing_refused(q, err, err_len, "the backing chain loops back to it");
+	else if (fcntl(fd, F_OFD_SETLK, &lock) < 0)
+		ret = backing_refused(q, err, err_len, "another process is writing it");
+	/* Blocking again: io_uring fails non-blocking reads that would wait (-EAGAIN). */
+	else if ((flags = fcntl(fd, F_GETFL)) < 0 || fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) < 0)
+		ret = backing_refused(q, err, err_len, "'%s': %s", path, strerror(errno));
+	else if (recorded[0])
+		*format = strcmp(recorded, "raw") == 0 ? DISK_FORMAT_RAW : DISK_FORMAT_QCOW2;
+	else if ((ret = disk_probe_fd(fd, format)) < 0)
+		ret = backing_refused(q, err, err_len, "reading '%s': %s", path, strerror(-ret));
+	if (ret < 0) {
+		close(fd);
+		return ret;
+	}
+	return fd;
+}
+
 static int open_backing(struct qcow2 *q, const struct disk_config *cfg, struct chain *chain,
 			char *err, size_t err_len)
 {
 	struct qcow2_backing *b = &q->backing;
-	struct flock lock = { .l_type = F_RDLCK, .l_whence = SEEK_SET };
 	bool direct = cfg->cache == DISK_CACHE_NONE;
-	const char *format = q->backing_format;
 	struct disk_config sub = *cfg;
+	enum disk_format format;
 	struct image_file *file;
-	char reason[512], *path;
-	uint8_t *magic;
-	struct stat st;
-	ssize_t got;
+	char reason[512];
 	int fd;
 
 	if (!q->backing_name)
 		return 0;
-	if (chain->n > QCOW2_MAX_CHAIN)
-		return errmsg(err, err_len,
-			      "backing file '%s': the backing chain is deeper than %d "
-			      "files",
-			      q->backing_name, QCOW2_MAX_CHAIN);
-	if (format[0] && strcmp(format, "raw") != 0 && strcmp(format, "qcow2") != 0)
-		return errmsg(err, err_len,
-			      "backing file '%s': format '%s' is not supported "
-			      "(raw and qcow2 are)",
-			      q->backing_name, format);
-	path = resolve_backing(q->path, q->backing_name);
-	if (!path)
-		return -ENOMEM;
-	b->path = path;
-	fd = open(path, O_RDONLY | O_CLOEXEC | (direct ? O_DIRECT : 0));
-	if (fd < 0 && errno == EINVAL && direct) { /* no O_DIRECT there: reading is fine without */
-		direct = false;
-		fd = open(path, O_RDONLY | O_CLOEXEC);
-	}
+	fd = backing_open(q, chain, &direct, &format, err, err_len);
 	if (fd < 0)
-		return errmsg(err, err_len, "backing file '%s': %s", path, strerror(errno));
-	if (fstat(fd, &st) < 0 || (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode))) {
-		close(fd);
-		return errmsg(err, err_len, "backing file '%s': not a file or block device", path);
-	}
-	if (!chain_add(chain, fd)) {
-		close(fd);
-		return errmsg(err, err_len, "backing file '%s': the backing chain loops back to it",
-			      path);
-	}
-	if (fcntl(fd, F_OFD_SETLK, &lock) < 0) {
-		close(fd);
-		return errmsg(err, err_len, "backing file '%s': another process is writing it",
-			      path);
-	}
-	if (!format[0]) { /* no format recorded: look at the header */
-		if (posix_memalign((void **)&magic, 4096, 4096)) {
-			close(fd);
-			return -ENOMEM;
-		}
-		got = pread(fd, magic, 4096, 0);
-		format = got >= 4 && qcow2_probe(magic, (size_t)got) ? "qcow2" : "raw";
-		free(magic);
-	}
-	if (strcmp(format, "raw") == 0) {
-		b->raw = image_file_from_fd(fd, direct);
-		if (!b->raw) {
-			close(fd);
-			return -ENOMEM;
-		}
-		return b->raw->ops->size(b->raw, &b->size);
-	}
+		return fd;
 	file = image_file_from_fd(fd, direct);
 	if (!file) {
 		close(fd);
 		return -ENOMEM;
 	}
+	if (format == DISK_FORMAT_RAW) {
+		b->raw = file;
+		return file->ops->size(file, &b->size);
+	}
 	sub.readonly = true;
-	sub.path = path;
+	sub.path = b->path;
 	sub.cache = direct ? DISK_CACHE_NONE : DISK_CACHE_WRITEBACK;
-	b->qcow2 = open_image(file, fd, path, &sub, chain, reason, sizeof(reason));
+	b->qcow2 = open_image(file, fd, b->path, &sub, chain, reason, sizeof(reason));
 	/* Name the deepest file at fault, not every file above it. */
 	if (!b->qcow2 && strncmp(reason, "backing file '", 14) == 0)
 		return errmsg(err, err_len, "%s", reason);
 	if (!b->qcow2)
-		return errmsg(err, err_len, "backing file '%s': %s", path, reason);
+		return backing_refused(q, err, err_len, "%s", reason);
 	b->size = b->qcow2->virtual_size;
 	return 0;
 }

@@ -2,6 +2,8 @@
  * Raw images: guest offset = file offset. Opening (shared by every format)
  * takes an OFD lock so that two VMs cannot write one image at once, then
  * hands qcow2 images (stated, or found by their magic) to qcow2_open().
+ * A raw image found by probing keeps its first bytes raw (disk/probe.h):
+ * every write, discard and write-zeroes passes disk_probe_keeps_raw().
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -15,17 +17,25 @@
 
 #include "disk/disk.h"
 #include "disk/image_file.h"
+#include "disk/probe.h"
 #include "disk/qcow2.h"
 
 /* The whole iovec, or -errno: a read that meets the end of the file fails. */
 static ssize_t raw_transfer(struct disk *disk, const struct iovec *iov, int n, uint64_t offset,
 			    bool write)
 {
-	ssize_t done = fd_transfer(disk->fd, iov, n, offset, write);
 	size_t want = 0;
+	ssize_t done;
 
 	for (int i = 0; i < n; i++)
 		want += iov[i].iov_len;
+	if (write) {
+		int ret = disk_probe_keeps_raw(disk, iov, n, offset, want);
+
+		if (ret < 0)
+			return ret;
+	}
+	done = fd_transfer(disk->fd, iov, n, offset, write);
 	return done < 0 || (size_t)done == want ? done : -EIO; /* the file ended under us */
 }
 
@@ -46,6 +56,10 @@ static int raw_flush(struct disk *disk)
 
 static int raw_discard(struct disk *disk, uint64_t offset, uint64_t len)
 {
+	int ret = disk_probe_keeps_raw(disk, NULL, 0, offset, len);
+
+	if (ret < 0)
+		return ret;
 	if (fallocate(disk->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)offset,
 		      (off_t)len) < 0)
 		return -errno;
@@ -56,7 +70,10 @@ static int raw_write_zeroes(struct disk *disk, uint64_t offset, uint64_t len, bo
 {
 	int mode = may_unmap ? FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE
 			     : FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE;
+	int ret = disk_probe_keeps_raw(disk, NULL, 0, offset, len);
 
+	if (ret < 0)
+		return ret;
 	if (fallocate(disk->fd, mode, (off_t)offset, (off_t)len) == 0)
 		return 0;
 	if (errno != EOPNOTSUPP)
@@ -113,24 +130,10 @@ static int lock_image(int fd, bool readonly)
 	return fcntl(fd, F_OFD_SETLK, &lock) < 0 ? -errno : 0;
 }
 
-/* Does the image start with the qcow2 magic? (an aligned buffer: fd may be O_DIRECT) */
-static bool is_qcow2(int fd)
-{
-	void *buf;
-	ssize_t got;
-	bool yes;
-
-	if (posix_memalign(&buf, 4096, 4096))
-		return false;
-	got = pread(fd, buf, 4096, 0);
-	yes = got > 0 && qcow2_probe(buf, (size_t)got);
-	free(buf);
-	return yes;
-}
-
 struct disk *disk_open(const struct disk_config *cfg, char *err, size_t err_len)
 {
 	int flags = (cfg->readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC;
+	enum disk_format format = DISK_FORMAT_RAW;
 	struct disk *disk;
 	struct stat st;
 	int fd;
@@ -162,12 +165,15 @@ struct disk *disk_open(const struct disk_config *cfg, char *err, size_t err_len)
 		st.st_size = end < 0 ? 0 : end;
 	}
 	if (cfg->format != DISK_FORMAT_RAW) { /* a stated format is never guessed */
-		bool qcow2 = is_qcow2(fd);
+		int ret = disk_probe_fd(fd, &format);
 
-		if (cfg->format == DISK_FORMAT_QCOW2 && !qcow2)
+		if (ret < 0)
+			return open_failed(fd, err, err_len, "disk '%s': %s", cfg->path,
+					   strerror(-ret));
+		if (cfg->format == DISK_FORMAT_QCOW2 && format != DISK_FORMAT_QCOW2)
 			return open_failed(fd, err, err_len, "disk '%s': not a qcow2 image",
 					   cfg->path);
-		if (qcow2)
+		if (format == DISK_FORMAT_QCOW2)
 			return qcow2_open(fd, cfg, err, err_len);
 	}
 	if (st.st_size % DISK_SECTOR_SIZE)
@@ -183,6 +189,11 @@ struct disk *disk_open(const struct disk_config *cfg, char *err, size_t err_len)
 	disk->readonly = cfg->readonly;
 	disk->fd = fd;
 	disk->path = cfg->path;
+	disk->probed_raw = cfg->format == DISK_FORMAT_AUTO && !cfg->readonly;
+	if (disk->probed_raw)
+		fprintf(stderr, "vireo: disk '%s': no format given and the image looks raw; the "
+				"guest may not write another format's header to it (give format=raw "
+				"to lift that)\n", cfg->path);
 	return disk;
 }
 

@@ -226,7 +226,8 @@ static void test_qcow2_refuses_backing_name_lies(void **state)
 	memcpy(img + 4096, "ab\0cdefg", 8);
 	expect_open_error(img, base_len, "the backing file name holds a NUL byte");
 	memcpy(img + 4096, "nothere!", 8);
-	expect_open_error(img, base_len, "backing file 'nothere!': No such file or directory");
+	expect_open_error(img, base_len, "backing file 'nothere!' named by 'hostile.qcow2': cannot "
+					 "open 'nothere!': No such file or directory");
 	free(img);
 }
 

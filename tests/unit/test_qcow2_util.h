@@ -183,15 +183,20 @@ static inline struct disk *qt_open_cfg(const char *path, bool readonly, enum dis
 	return disk_open(&cfg, err, err_len);
 }
 
-static inline struct disk *qt_open(const char *path, bool readonly)
+static inline struct disk *qt_open_as(const char *path, bool readonly, enum disk_format format)
 {
 	char err[512] = "";
-	struct disk *d = qt_open_cfg(path, readonly, DISK_FORMAT_AUTO, 0, err, sizeof(err));
+	struct disk *d = qt_open_cfg(path, readonly, format, 0, err, sizeof(err));
 
 	if (!d)
 		fprintf(stderr, "open failed: %s\n", err);
 	assert_non_null(d);
 	return d;
+}
+
+static inline struct disk *qt_open(const char *path, bool readonly)
+{
+	return qt_open_as(path, readonly, DISK_FORMAT_AUTO);
 }
 
 static inline void qt_read(struct disk *d, uint8_t *buf, uint64_t offset, uint64_t len)
