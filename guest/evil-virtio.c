@@ -502,11 +502,13 @@ static bool wait_needs_reset(struct dev *d, unsigned int ms)
 /* --- blk requests ------------------------------------------------------------------- */
 
 /*
- * A two-descriptor request (two fit a ring of size 2) in slot s, with its
- * chain at descriptors i and i + 1: T_IN reads len bytes followed by the
- * status byte into one writable buffer; T_OUT sends header and data in one
- * readable buffer; other types read the header and write `len` bytes plus
- * the status. Returns the guest address of the status byte.
+ * A request in slot s, with its chain at descriptors i, i + 1 (and i + 2):
+ * T_IN reads len bytes followed by the status byte into one writable buffer
+ * (two descriptors fit a ring of size 2); T_OUT sends the header, then the
+ * data from its own page-aligned buffer (a disk opened with O_DIRECT wants
+ * aligned memory), then takes the status; other types read the header and
+ * write `len` bytes plus the status. Returns the guest address of the
+ * status byte.
  */
 static uint64_t blk_chain(struct ring *r, unsigned int i, unsigned int s, uint32_t type,
 			  uint64_t sector, uint32_t len)
@@ -520,8 +522,9 @@ static uint64_t blk_chain(struct ring *r, unsigned int i, unsigned int s, uint32
 	h->sector = sector;
 	if (type == VIRTIO_BLK_T_OUT) {
 		status_gpa = base + AREA_SLOT - 1;
-		set_desc(r, i, base, sizeof(*h) + len, VRING_DESC_F_NEXT, i + 1);
-		set_desc(r, i + 1, status_gpa, 1, VRING_DESC_F_WRITE, 0);
+		set_desc(r, i, base, sizeof(*h), VRING_DESC_F_NEXT, i + 1);
+		set_desc(r, i + 1, base + 0x1000, len, VRING_DESC_F_NEXT, i + 2);
+		set_desc(r, i + 2, status_gpa, 1, VRING_DESC_F_WRITE, 0);
 	} else {
 		status_gpa = base + 0x1000 + len;
 		set_desc(r, i, base, sizeof(*h), VRING_DESC_F_NEXT, i + 1);
@@ -531,9 +534,9 @@ static uint64_t blk_chain(struct ring *r, unsigned int i, unsigned int s, uint32
 	return status_gpa;
 }
 
-static uint8_t *slot_data(unsigned int s, uint32_t type)
+static uint8_t *slot_data(unsigned int s)
 {
-	return at(slot(s) + (type == VIRTIO_BLK_T_OUT ? sizeof(struct virtio_blk_outhdr) : 0x1000));
+	return at(slot(s) + 0x1000);
 }
 
 /* --- net frames --------------------------------------------------------------------- */
@@ -657,6 +660,7 @@ static void blk_defect1(struct dev *d)
 
 	for (int attempt = 1; attempt <= 6 && counted < 2; attempt++) {
 		uint16_t after, marker = 0x8000;
+		uint32_t before;
 		uint64_t t;
 		bool popped;
 
@@ -672,15 +676,18 @@ static void blk_defect1(struct dev *d)
 		if (!wait_used(&r, 2, 5000))
 			die("blk defect1: the second read never completed (status %#x)", status(d));
 
-		/* The big read; used.flags tells when the device has popped it. */
-		set_desc(&r, 2, res_gpa + 0x200000, sizeof(struct virtio_blk_outhdr),
-			 VRING_DESC_F_NEXT, 3);
+		/*
+		 * The big read, in descriptors 0 and 1 again (the only ones a ring of 2
+		 * has); used.flags tells when the device has popped it.
+		 */
+		set_desc(&r, 0, res_gpa + 0x200000, sizeof(struct virtio_blk_outhdr),
+			 VRING_DESC_F_NEXT, 1);
 		*(struct virtio_blk_outhdr *)at(res_gpa + 0x200000) =
 			(struct virtio_blk_outhdr){ .type = VIRTIO_BLK_T_IN, .sector = 0 };
-		set_desc(&r, 3, res_gpa + AREA_BIG, BIG_READ + 1, VRING_DESC_F_WRITE, 0);
+		set_desc(&r, 1, res_gpa + AREA_BIG, BIG_READ + 1, VRING_DESC_F_WRITE, 0);
 		blk_chain(&r, 4, 1, VIRTIO_BLK_T_GET_ID, 0, VIRTIO_BLK_ID_BYTES);
 		*u16_at(r.used) = marker;
-		post(d, &r, 2, true);
+		post(d, &r, 0, true);
 		t = now_ms();
 		while (*u16_at(r.used) != 0 && now_ms() - t < 200)
 			;
@@ -691,11 +698,13 @@ static void blk_defect1(struct dev *d)
 			*avail_entry(&r, (uint16_t)(3 + i), RING_MAX) = 4;
 		barrier();
 		*avail_idx(&r) = (uint16_t)(3 + flood);
+		before = status(d);
 		shrink_grow(d, &r);
 		after = used_idx(&r);
-		if (after != 2) {
+		if (after != 2 || (before & VIRTIO_CONFIG_S_NEEDS_RESET)) {
 			say("EVIL blk defect1 attempt %d: the big read completed before the ring grew "
-			    "(used.idx %u, status %#x): not counted", attempt, after, status(d));
+			    "(used.idx %u, status %#x then %#x): not counted", attempt, after, before,
+			    status(d));
 			reset(d);
 			continue;
 		}
@@ -744,8 +753,8 @@ static void net_defect1(struct dev *d, uint16_t port)
 	if (!negotiate(d) || !queue_setup(d, &rx) || !queue_setup(d, &tx))
 		die("net defect1: the device refused the set-up (status %#x)", status(d));
 	driver_ok(d);
-	for (unsigned int i = 0; i < 3; i++)
-		rx_desc(&rx, i);
+	rx_desc(&rx, 0);
+	rx_desc(&rx, 1);
 	post(d, &rx, 0, false);
 	post(d, &rx, 1, true);
 	len = arp_request(at(slot(32)));
@@ -753,7 +762,7 @@ static void net_defect1(struct dev *d, uint16_t port)
 	post(d, &tx, 0, true);
 	if (!wait_used(&rx, 1, 5000))
 		die("net defect1: no ARP reply (status %#x)", status(d));
-	post(d, &rx, 2, true); /* outstanding: 2 again */
+	post(d, &rx, 0, true); /* the first reply's buffer again: 2 outstanding */
 	post(d, &tx, 0, true);
 	if (!wait_used(&rx, 2, 5000))
 		die("net defect1: no second ARP reply (status %#x)", status(d));
@@ -979,7 +988,7 @@ static void blk_reinit(struct dev *d, uint64_t sector)
 	}
 	driver_ok(d);
 	st = blk_chain(&r, 0, 4, VIRTIO_BLK_T_OUT, sector, SECTOR_SIZE);
-	data = slot_data(4, VIRTIO_BLK_T_OUT);
+	data = slot_data(4);
 	memset(data, 0, SECTOR_SIZE);
 	for (unsigned int i = 0; i < SECTOR_SIZE; i += 32)
 		snprintf((char *)data + i, 32, "vireo-evil-sector-%07u", i / 32);
@@ -989,15 +998,15 @@ static void blk_reinit(struct dev *d, uint64_t sector)
 		    *(uint8_t *)at(st), status(d));
 		return;
 	}
-	st = blk_chain(&r, 2, 5, VIRTIO_BLK_T_IN, sector, SECTOR_SIZE);
-	memset(slot_data(5, VIRTIO_BLK_T_IN), 0, SECTOR_SIZE);
-	post(d, &r, 2, true);
+	st = blk_chain(&r, 3, 5, VIRTIO_BLK_T_IN, sector, SECTOR_SIZE);
+	memset(slot_data(5), 0, SECTOR_SIZE);
+	post(d, &r, 3, true);
 	if (!wait_used(&r, 2, 5000) || *(uint8_t *)at(st) != VIRTIO_BLK_S_OK) {
 		say("EVIL-BLK-REINIT fail: the read did not complete (status byte %#x, device %#x)",
 		    *(uint8_t *)at(st), status(d));
 		return;
 	}
-	if (memcmp(slot_data(5, VIRTIO_BLK_T_IN), data, SECTOR_SIZE) != 0) {
+	if (memcmp(slot_data(5), data, SECTOR_SIZE) != 0) {
 		say("EVIL-BLK-REINIT fail: sector %" PRIu64 " reads back different bytes", sector);
 		return;
 	}
@@ -1070,6 +1079,58 @@ static void net_reinit(struct dev *d, uint16_t port)
 	reset(d);
 }
 
+/*
+ * Takes every frame the backend still holds (those that came while the
+ * device needed a reset), so that what follows starts from an empty link.
+ */
+static void net_drain(struct dev *d)
+{
+	struct ring rx, tx;
+	uint16_t seen;
+	int quiet = 0;
+
+	ring_in_set(&rx, 0, 32, 2);
+	ring_in_set(&tx, 1, 16, 3);
+	if (!negotiate(d) || !queue_setup(d, &rx) || !queue_setup(d, &tx))
+		die("net: the device refused a clean set-up (status %#x)", status(d));
+	driver_ok(d);
+	for (unsigned int i = 0; i < 32; i++) {
+		rx_desc(&rx, i);
+		post(d, &rx, (uint16_t)i, false);
+	}
+	wr(d, VIRTIO_MMIO_QUEUE_NOTIFY, rx.q);
+	while (quiet < 10) {
+		seen = rx.used_seen;
+		while (rx.used_seen != used_idx(&rx))
+			post(d, &rx, (uint16_t)(used_elem(&rx, rx.used_seen++).id % 32), true);
+		quiet = rx.used_seen == seen ? quiet + 1 : 0;
+		pause_us(100000);
+	}
+	say("EVIL net: %u frames held back were drained", rx.used_seen);
+	reset(d);
+}
+
+/*
+ * DRIVER_OK with the TX queue ready and the RX queue never set up, then a
+ * frame for the guest: there is no RX ring to put it in, and the device must
+ * not act as if there were.
+ */
+static void net_rx_unready(struct dev *d, uint16_t port)
+{
+	struct ring tx;
+	int sent;
+
+	ring_in_set(&tx, 1, 16, 3);
+	if (!negotiate(d) || !queue_setup(d, &tx))
+		die("net: the device refused a clean set-up (status %#x)", status(d));
+	driver_ok(d);
+	sent = send_udp(port, "vireo-evil-no-rx-queue", 8);
+	pause_us(1000000);
+	say("EVIL-NET-RXQ-UNREADY survived: %d datagrams came with no RX queue (status %#x)", sent,
+	    status(d));
+	reset(d);
+}
+
 /* --- main --------------------------------------------------------------------------- */
 
 /* The reserved RAM must not be System RAM and must end where RAM ends. */
@@ -1109,10 +1170,12 @@ int main(int argc, char **argv)
 		find_net(argv[2], d.platform, sizeof(d.platform));
 		take_device(&d, VIRTIO_ID_NET);
 		net_defect1(&d, port);
+		net_drain(&d);
 		ring_in_set(&r, 1, 16, 0); /* garbage goes on the TX queue */
 		ring_in_set(&rx, 0, 16, 1);
 		garbage(&d, &r, &rx, 16);
 		net_reinit(&d, port);
+		net_rx_unready(&d, port);
 	}
 	say("EVIL-%s-DONE", strcmp(d.kind, "blk") == 0 ? "BLK" : "NET");
 	return 0;

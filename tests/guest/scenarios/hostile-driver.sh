@@ -8,6 +8,7 @@
 # virtio_blk keeps writing and reading a second disk. Vireo must survive, the guest power
 # off, the honest disk hold exactly its bytes, the attacked disk change only in the sector
 # written on purpose, Vireo say that a device needs a reset, and both devices work again.
+# Last, the NIC runs with no RX queue set up while a frame comes in.
 # vireo-boots: 2
 # vireo-needs: cmp
 . "$(dirname "$0")/../lib.sh"
@@ -57,6 +58,7 @@ expect_console hostile-blk-garbage-survived '^EVIL-BLK-GARBAGE done'
 expect_console hostile-net-garbage-survived '^EVIL-NET-GARBAGE done'
 expect_console hostile-blk-works-after-reset '^EVIL-BLK-REINIT ok'
 expect_console hostile-net-works-after-reset '^EVIL-NET-REINIT ok'
+expect_console hostile-net-frame-without-rx-queue-survived '^EVIL-NET-RXQ-UNREADY survived'
 expect_console hostile-honest-disk-guest-reads-its-writes '^HONEST-DISK passes=[1-9][0-9]* bad=0$'
 
 if [ "$(sha256sum <"$WORK/honest.img" | cut -c1-64)" = "$honest_sha" ]; then
