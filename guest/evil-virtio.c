@@ -69,7 +69,10 @@
 #define SECTOR_SIZE 512
 #define NET_HDR_LEN sizeof(struct virtio_net_hdr_v1)
 #define NET_BUF 2048
-#define BIG_READ (32ULL << 20) /* the defect1 request kept in flight */
+#define BIG_SEG (1u << 20)     /* the defect1 request kept in flight: 40 segments of 1 MiB */
+#define BIG_SEGS 40
+#define BIG_READ ((uint64_t)BIG_SEG * BIG_SEGS)
+#define BIG_TABLE 0x300000ULL  /* its indirect table (offset in the reserved RAM) */
 
 /* Where things go in the reserved RAM (offsets from its start). */
 #define AREA_RINGS 0x0		/* four ring sets of RING_MAX, 16 KiB each */
@@ -344,8 +347,8 @@ static void reset(struct dev *d)
 		say("EVIL %s: status still %#x after a reset", d->kind, status(d));
 }
 
-/* Reset, ACKNOWLEDGE, DRIVER, VERSION_1 only, FEATURES_OK. True if accepted. */
-static bool negotiate(struct dev *d)
+/* Reset, ACKNOWLEDGE, DRIVER, VERSION_1 and the bits of low, FEATURES_OK. True if accepted. */
+static bool negotiate_with(struct dev *d, uint32_t low)
 {
 	reset(d);
 	set_status(d, VIRTIO_CONFIG_S_ACKNOWLEDGE);
@@ -355,11 +358,19 @@ static bool negotiate(struct dev *d)
 		die("%s: the device does not offer VERSION_1", d->kind);
 	wr(d, VIRTIO_MMIO_DRIVER_FEATURES_SEL, 1);
 	wr(d, VIRTIO_MMIO_DRIVER_FEATURES, 1u << (VIRTIO_F_VERSION_1 - 32));
+	wr(d, VIRTIO_MMIO_DEVICE_FEATURES_SEL, 0);
+	if ((rd(d, VIRTIO_MMIO_DEVICE_FEATURES) & low) != low)
+		die("%s: the device does not offer features %#x", d->kind, low);
 	wr(d, VIRTIO_MMIO_DRIVER_FEATURES_SEL, 0);
-	wr(d, VIRTIO_MMIO_DRIVER_FEATURES, 0);
+	wr(d, VIRTIO_MMIO_DRIVER_FEATURES, low);
 	set_status(d, VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER |
 			      VIRTIO_CONFIG_S_FEATURES_OK);
 	return status(d) & VIRTIO_CONFIG_S_FEATURES_OK;
+}
+
+static bool negotiate(struct dev *d)
+{
+	return negotiate_with(d, 0);
 }
 
 static void driver_ok(struct dev *d)
@@ -615,10 +626,22 @@ static void tx_desc(struct ring *r, unsigned int i, uint32_t len)
 
 /* --- defect 1 ----------------------------------------------------------------------- */
 
-/*
- * The ring grows under the device: see the top of the file. Returns the
- * used.idx the device reached, or -1 if the attempt could not be made.
- */
+/* The big read's header, indirect table and status, 2 and 3 MiB into the reserved RAM. */
+static void big_read_table(void)
+{
+	struct vring_desc *t = at(res_gpa + BIG_TABLE);
+	uint64_t hdr = res_gpa + 0x200000;
+
+	*(struct virtio_blk_outhdr *)at(hdr) =
+		(struct virtio_blk_outhdr){ .type = VIRTIO_BLK_T_IN, .sector = 0 };
+	t[0] = (struct vring_desc){ hdr, sizeof(struct virtio_blk_outhdr), VRING_DESC_F_NEXT, 1 };
+	for (unsigned int i = 1; i <= BIG_SEGS; i++)
+		t[i] = (struct vring_desc){ res_gpa + AREA_BIG + (i - 1) * BIG_SEG, BIG_SEG,
+					    VRING_DESC_F_WRITE | VRING_DESC_F_NEXT, (uint16_t)(i + 1) };
+	t[BIG_SEGS + 1] = (struct vring_desc){ hdr + 512, 1, VRING_DESC_F_WRITE, 0 };
+}
+
+/* The ring grows under the device: see the top of the file. */
 static void shrink_grow(struct dev *d, struct ring *r)
 {
 	set_status(d, VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER |
@@ -643,13 +666,13 @@ static int past_end(struct ring *r, uint16_t used)
 }
 
 /*
- * blk: two reads complete; a 32 MiB read (slow: the disk is opened with
- * O_DIRECT) is popped; 250 GET_ID requests wait in the avail ring; then
- * the ring grows to 256. Notifies are ignored once DRIVER_OK is gone, so
- * what reaches the grown ring is the big read's completion: it pushes its
- * own entry and pops the rest. The race with that completion is tried up
- * to 6 times; an attempt counts when the read was still in flight after
- * the ring grew.
+ * blk: two reads complete; a 40 MiB read (slow: the disk is opened with
+ * O_DIRECT; 40 segments in an indirect table) is popped; the ring grows to
+ * 256 and 250 GET_ID requests follow in the avail ring. Notifies are
+ * ignored once DRIVER_OK is gone, so what reaches the grown ring is the big
+ * read's completion: it pushes its own entry and pops the rest. The race
+ * with that completion is tried up to 6 times; an attempt counts when the
+ * read was still in flight after the ring grew.
  */
 static void blk_defect1(struct dev *d)
 {
@@ -665,7 +688,7 @@ static void blk_defect1(struct dev *d)
 		bool popped;
 
 		ring_at_top(&r, 0, 2);
-		if (!negotiate(d) || !queue_setup(d, &r))
+		if (!negotiate_with(d, 1u << VIRTIO_RING_F_INDIRECT_DESC) || !queue_setup(d, &r))
 			die("blk defect1: the device refused the set-up (status %#x)", status(d));
 		driver_ok(d);
 		blk_chain(&r, 0, 0, VIRTIO_BLK_T_IN, 0, SECTOR_SIZE);
@@ -677,14 +700,14 @@ static void blk_defect1(struct dev *d)
 			die("blk defect1: the second read never completed (status %#x)", status(d));
 
 		/*
-		 * The big read, in descriptors 0 and 1 again (the only ones a ring of 2
-		 * has); used.flags tells when the device has popped it.
+		 * The big read: descriptor 0 (a ring of 2 has only 0 and 1) points to an
+		 * indirect table of the header, 1 MiB segments (the size_max that the
+		 * device announces) and the status; used.flags tells when the device has
+		 * popped it.
 		 */
-		set_desc(&r, 0, res_gpa + 0x200000, sizeof(struct virtio_blk_outhdr),
-			 VRING_DESC_F_NEXT, 1);
-		*(struct virtio_blk_outhdr *)at(res_gpa + 0x200000) =
-			(struct virtio_blk_outhdr){ .type = VIRTIO_BLK_T_IN, .sector = 0 };
-		set_desc(&r, 1, res_gpa + AREA_BIG, BIG_READ + 1, VRING_DESC_F_WRITE, 0);
+		big_read_table();
+		set_desc(&r, 0, res_gpa + BIG_TABLE, sizeof(struct vring_desc) * (BIG_SEGS + 2),
+			 VRING_DESC_F_INDIRECT, 0);
 		blk_chain(&r, 4, 1, VIRTIO_BLK_T_GET_ID, 0, VIRTIO_BLK_ID_BYTES);
 		*u16_at(r.used) = marker;
 		post(d, &r, 0, true);
@@ -693,13 +716,13 @@ static void blk_defect1(struct dev *d)
 			;
 		popped = *u16_at(r.used) != marker;
 
+		before = status(d);
+		shrink_grow(d, &r);
 		/* The flood: avail entries 3.. as a ring of 256 sees them, then the index. */
 		for (uint16_t i = 0; i < flood; i++)
 			*avail_entry(&r, (uint16_t)(3 + i), RING_MAX) = 4;
 		barrier();
 		*avail_idx(&r) = (uint16_t)(3 + flood);
-		before = status(d);
-		shrink_grow(d, &r);
 		after = used_idx(&r);
 		if (after != 2 || (before & VIRTIO_CONFIG_S_NEEDS_RESET)) {
 			say("EVIL blk defect1 attempt %d: the big read completed before the ring grew "

@@ -71,8 +71,12 @@ fi
 # sector holds what evil-virtio wrote (16 times "vireo-evil-sector-NNNNNNN", NUL-padded to 32).
 first=$((SECTOR * 512 + 1))
 last=$((SECTOR * 512 + 512))
-outside=$(cmp -l "$WORK/evil-before.img" "$WORK/evil.img" 2>/dev/null |
-	awk -v a="$first" -v b="$last" '$1 < a || $1 > b { n++ } END { print n + 0 }')
+cmp -l "$WORK/evil-before.img" "$WORK/evil.img" >"$WORK/evil.cmp" 2>"$WORK/evil.cmp.err"
+if [ $? -le 1 ]; then
+	outside=$(awk -v a="$first" -v b="$last" '$1 < a || $1 > b { n++ } END { print n + 0 }' "$WORK/evil.cmp")
+else
+	outside="? (cmp: $(head -n 1 "$WORK/evil.cmp.err"))"
+fi
 want_sector=$(for i in $(seq 0 15); do
 	printf 'vireo-evil-sector-%07d' "$i"
 	head -c 7 /dev/zero
