@@ -171,11 +171,18 @@ int kvm_irqfd(struct kvm *kvm, uint32_t gsi)
 	return fd;
 }
 
-void kvm_close(struct kvm *kvm)
+void kvm_destroy_vm(struct kvm *kvm)
 {
 	if (kvm->vm_fd >= 0)
 		close(kvm->vm_fd);
+	kvm->vm_fd = -1;
+	kvm->nr_slots = 0;
+}
+
+void kvm_close(struct kvm *kvm)
+{
+	kvm_destroy_vm(kvm);
 	if (kvm->sys_fd >= 0)
 		close(kvm->sys_fd);
-	kvm->vm_fd = kvm->sys_fd = -1;
+	kvm->sys_fd = -1;
 }

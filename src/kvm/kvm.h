@@ -44,6 +44,10 @@ int kvm_ioeventfd(struct kvm *kvm, uint64_t addr, uint32_t len, uint64_t value);
 /* An eventfd whose every write injects one edge on gsi. Returns the fd or -errno. */
 int kvm_irqfd(struct kvm *kvm, uint32_t gsi);
 
+/* Closes the VM, keeping /dev/kvm open for the next one (a guest's reboot). */
+void kvm_destroy_vm(struct kvm *kvm);
+
+/* Closes the VM, if any, and /dev/kvm. */
 void kvm_close(struct kvm *kvm);
 
 #endif

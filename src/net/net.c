@@ -8,9 +8,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "net/vhost.h"
 #include "vmm/errmsg.h"
 
-struct net_backend *net_open(const struct net_config *cfg, char *err, size_t err_len)
+static struct net_backend *net_open_backend(const struct net_config *cfg, char *err,
+					    size_t err_len)
 {
 	switch (cfg->kind) {
 	case NET_TAP:
@@ -23,10 +25,41 @@ struct net_backend *net_open(const struct net_config *cfg, char *err, size_t err
 	return NULL;
 }
 
+/*
+ * vhost=on: /dev/vhost-net is opened with the backend, once per process,
+ * so a guest's reboot (and the sandbox, which opens no files) reuses it;
+ * a missing one is said once, and Vireo moves the frames itself.
+ */
+static void net_open_vhost(struct net_backend *be)
+{
+	char why[160];
+
+	if (!be->vhost_capable) {
+		fprintf(stderr, "vireo: %s: vhost=on needs a TAP; Vireo moves the frames itself\n",
+			be->what);
+		return;
+	}
+	be->vhost = vhost_net_open(why, sizeof(why));
+	if (!be->vhost)
+		fprintf(stderr, "vireo: %s: vhost=on: %s; Vireo moves the frames itself\n",
+			be->what, why);
+}
+
+struct net_backend *net_open(const struct net_config *cfg, char *err, size_t err_len)
+{
+	struct net_backend *be = net_open_backend(cfg, err, err_len);
+
+	if (be && cfg->vhost)
+		net_open_vhost(be);
+	return be;
+}
+
 void net_close(struct net_backend *be)
 {
-	if (be)
-		be->ops->close(be);
+	if (!be)
+		return;
+	vhost_net_close(be->vhost);
+	be->ops->close(be);
 }
 
 /* FNV-1a, 64 bits: small, and stable across builds and hosts. */

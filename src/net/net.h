@@ -89,12 +89,15 @@ struct net_ops {
 	void (*close)(struct net_backend *be);
 };
 
+struct vhost_net;
+
 struct net_backend {
 	const struct net_ops *ops;
 	int fd;		   /* poll it: EPOLLIN a frame waits, EPOLLOUT room to send */
 	uint64_t features; /* VIRTIO_NET_F_* offloads the backend serves, both directions */
 	unsigned int mtu;  /* the link's MTU (bytes after the Ethernet header) */
 	bool vhost_capable; /* fd is a TAP that /dev/vhost-net can take as its backend */
+	struct vhost_net *vhost; /* vhost=on: opened with the backend, NULL if it could not be */
 	char what[48];	   /* for messages: "TAP 'tap0'", "user networking" */
 };
 

@@ -25,6 +25,7 @@
 #define BLK_QUEUE_SIZE 256
 #define BLK_MAX_IOV BLK_QUEUE_SIZE	/* a chain never has more buffers than the queue */
 #define BLK_SIZE_MAX (1u << 20)	/* largest data segment we accept in one descriptor */
+#define BLK_SEG_MAX (BLK_QUEUE_SIZE - 2) /* data segments: the header and the status take two */
 #define BLK_MAX_SEGMENTS 32		/* discard / write-zeroes ranges per request */
 #define BLK_DISCARD_ALIGN_SECTORS 8	/* 4 KiB: what hole punching works in */
 #define BLK_MAX_RANGE_SECTORS (UINT32_MAX / DISK_SECTOR_SIZE)
@@ -97,9 +98,12 @@ static void blk_complete(struct blk_request *r, uint8_t status, uint32_t written
 
 	if (status != VIRTIO_BLK_S_OK)
 		blk->bad_requests++;
-	*r->status = status;
-	virtq_push(&blk->vdev.queues[0], r->req.head, written);
-	blk->interrupt_pending = true;
+	/* Finished after the device stopped (NEEDS_RESET): the driver resets, nothing to tell. */
+	if (virtio_running(&blk->vdev)) {
+		*r->status = status;
+		virtq_push(&blk->vdev.queues[0], r->req.head, written);
+		blk->interrupt_pending = true;
+	}
 	blk_request_put(blk, r);
 }
 
@@ -128,6 +132,17 @@ static bool blk_range_ok(const struct virtio_blk *blk, uint64_t sector, uint64_t
 	       bytes % DISK_SECTOR_SIZE == 0;
 }
 
+/* The limits the config space announces (§5.2.4): size_max per segment, seg_max segments. */
+static bool blk_segments_ok(const struct iovec *data, unsigned int n)
+{
+	if (n > BLK_SEG_MAX)
+		return false;
+	for (unsigned int i = 0; i < n; i++)
+		if (data[i].iov_len > BLK_SIZE_MAX)
+			return false;
+	return true;
+}
+
 /*
  * Starts a read or write: the data iovecs are the request's own, sliced in
  * place past the header (writes) or before the status byte (reads).
@@ -150,6 +165,10 @@ static void blk_rw(struct blk_request *r, uint64_t sector, bool write)
 	else
 		n = iov_slice(req->writable, req->nr_writable, 0, len, req->writable,
 			      req->nr_writable);
+	if (!blk_segments_ok(write ? req->readable : req->writable, n)) {
+		blk_complete(r, VIRTIO_BLK_S_IOERR, 1);
+		return;
+	}
 	if (len == 0) {
 		blk_complete(r, VIRTIO_BLK_S_OK, write ? 1 : req->writable_len);
 		return;
@@ -268,7 +287,7 @@ static void blk_start(struct blk_request *r)
 
 static void blk_interrupt_if_pending(struct virtio_blk *blk)
 {
-	if (blk->interrupt_pending) {
+	if (blk->interrupt_pending && virtio_running(&blk->vdev)) {
 		blk->interrupt_pending = false;
 		virtio_queue_interrupt(&blk->vdev, 0);
 	}
@@ -312,8 +331,9 @@ static void blk_on_batch_timer(void *opaque, uint32_t events)
 
 /*
  * Pops and starts what the driver made available, counting them into
- * *popped. False when the requests ran out (a driver re-posting buffers still
- * in flight): a completion resumes.
+ * *popped, until the ring is empty with notifications on. False when the
+ * requests ran out (a driver re-posting buffers still in flight): a
+ * completion resumes.
  */
 static bool blk_pop_all(struct virtio_blk *blk, struct virtq *vq, unsigned int *popped)
 {
@@ -326,7 +346,7 @@ static bool blk_pop_all(struct virtio_blk *blk, struct virtq *vq, unsigned int *
 			blk->starved = true;
 			return false;
 		}
-		rc = virtq_pop(vq, &r->req);
+		rc = virtq_pop_or_enable_notify(vq, &r->req);
 		if (rc == 1) {
 			(*popped)++;
 			blk_start(r);
@@ -344,22 +364,16 @@ static bool blk_pop_all(struct virtio_blk *blk, struct virtq *vq, unsigned int *
  * Serves the queue until the driver adds nothing more, then interrupts
  * once, unless a batch window holds the interrupt for more requests to come
  * (see irq_batch.h). Requests the engine finished at once (reads from the
- * page cache) are reaped on each pass, so they share that one interrupt with
- * whatever the driver queued meanwhile, and need no trip through the event
- * loop.
+ * page cache) are reaped before that, so they share the one interrupt and
+ * need no trip through the event loop.
  */
 static void blk_queue_notify(struct virtio_device *vdev, unsigned int q)
 {
 	struct virtio_blk *blk = vdev->priv;
-	struct virtq *vq = &vdev->queues[q];
 	unsigned int popped = 0;
 
-	do {
-		virtq_disable_notify(vq);
-		if (!blk_pop_all(blk, vq, &popped))
-			break;
-		disk_reap(blk->disk);
-	} while (!vq->broken && virtq_enable_notify(vq));
+	blk_pop_all(blk, &vdev->queues[q], &popped);
+	disk_reap(blk->disk);
 	if (popped && blk->batch_timer_fd >= 0) /* no event loop (tests): no batching */
 		irq_batch_arrived(&blk->batch, popped, clock_now_ns());
 	blk_interrupt_or_hold(blk);
@@ -369,16 +383,14 @@ static void blk_queue_notify(struct virtio_device *vdev, unsigned int q)
 static void blk_on_completion(void *opaque, uint32_t events)
 {
 	struct virtio_blk *blk = opaque;
-	struct virtq *vq = &blk->vdev.queues[0];
 
 	(void)events;
 	pthread_mutex_lock(&blk->vdev.lock);
 	disk_reap(blk->disk);
 	blk->starved = false;
 	/* What the driver queued since goes first: its completions share the interrupt. */
-	if (vq->ready && !vq->broken)
+	if (virtio_running(&blk->vdev))
 		blk_queue_notify(&blk->vdev, 0);
-	blk_interrupt_or_hold(blk);
 	pthread_mutex_unlock(&blk->vdev.lock);
 }
 
@@ -420,7 +432,7 @@ static void blk_fill_config(struct virtio_blk *blk)
 
 	c->capacity = blk->disk->size / DISK_SECTOR_SIZE;
 	c->size_max = BLK_SIZE_MAX;
-	c->seg_max = BLK_QUEUE_SIZE - 2; /* the header and the status take two */
+	c->seg_max = BLK_SEG_MAX;
 	c->blk_size = DISK_SECTOR_SIZE;
 	c->max_discard_sectors = BLK_MAX_RANGE_SECTORS;
 	c->max_discard_seg = BLK_MAX_SEGMENTS;

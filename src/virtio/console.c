@@ -77,18 +77,15 @@ static void console_queue_notify(struct virtio_device *vdev, unsigned int q)
 		console_signal_room(vcon);
 		return;
 	}
-	do {
-		virtq_disable_notify(vq);
-		while ((rc = virtq_pop(vq, &vcon->req)) != 0) {
-			if (rc == -EINVAL)
-				return; /* the ring is broken: the transport resets the device */
-			if (rc == 1) {
-				console_transmit(vcon);
-				virtq_push(vq, vcon->req.head, 0);
-			}
+	while ((rc = virtq_pop_or_enable_notify(vq, &vcon->req)) != 0) {
+		if (rc == -EINVAL)
+			return; /* the ring is broken: the transport resets the device */
+		if (rc == 1) {
+			console_transmit(vcon);
+			virtq_push(vq, vcon->req.head, 0);
 		}
-		virtio_queue_interrupt(vdev, q);
-	} while (virtq_enable_notify(vq));
+	}
+	virtio_queue_interrupt(vdev, q);
 }
 
 /* DRIVER_OK: buffers the driver posted before may be waiting. */
@@ -110,8 +107,7 @@ static const struct virtio_device_ops console_ops = {
 
 static bool rx_running(const struct virtio_device *vdev)
 {
-	return (vdev->status & VIRTIO_CONFIG_S_DRIVER_OK) &&
-	       !(vdev->status & VIRTIO_CONFIG_S_NEEDS_RESET) && vdev->queues[CONSOLE_RX].ready;
+	return virtio_running(vdev) && vdev->queues[CONSOLE_RX].ready;
 }
 
 /* Fills posted receive buffers from buf; returns the bytes taken (vdev->lock held). */
@@ -124,15 +120,12 @@ static size_t console_fill_rx(struct virtio_console *vcon, const uint8_t *buf, s
 	bool pushed = false;
 	int rc;
 
-	virtq_disable_notify(vq);
 	while (taken < len) {
 		if (budget-- == 0) {
 			eventfd_write(vcon->room_fd, 1); /* more later, after other events */
 			break;
 		}
-		rc = virtq_pop(vq, &vcon->req);
-		if (rc == 0 && virtq_enable_notify(vq))
-			continue; /* buffers arrived while notifications were off */
+		rc = virtq_pop_or_enable_notify(vq, &vcon->req);
 		if (rc == 0 || rc == -EINVAL)
 			break;
 		pushed = true; /* a malformed chain (-EBADMSG) was pushed back too */

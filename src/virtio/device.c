@@ -41,7 +41,7 @@ static void virtio_interrupt(struct virtio_device *vdev, uint32_t reason)
 
 void virtio_queue_interrupt(struct virtio_device *vdev, unsigned int q)
 {
-	if (virtq_should_interrupt(&vdev->queues[q]))
+	if (virtq_prepare_interrupt(&vdev->queues[q]))
 		virtio_interrupt(vdev, VIRTIO_MMIO_INT_VRING);
 }
 
@@ -98,31 +98,40 @@ static int virtio_start_queues(struct virtio_device *vdev)
 	return vdev->ops->activate ? vdev->ops->activate(vdev) : 0;
 }
 
+/*
+ * §2.1.2: a driver only adds status bits; the way back is a reset (a write
+ * of 0). A write that clears a bit is refused whole and the device stops
+ * serving (NEEDS_RESET): its queues were validated for the layout they
+ * have, and a driver that wants another must reset first.
+ */
 void virtio_write_status(struct virtio_device *vdev, uint32_t status)
 {
-	uint32_t added = status & ~vdev->status;
+	uint32_t driver_bits = vdev->status & ~VIRTIO_CONFIG_S_NEEDS_RESET;
+	uint32_t added = status & ~driver_bits & ~VIRTIO_CONFIG_S_NEEDS_RESET;
 
 	if (status == 0) {
 		virtio_reset(vdev);
 		return;
 	}
-	if ((added & VIRTIO_CONFIG_S_FEATURES_OK) && !features_acceptable(vdev))
-		status &= ~VIRTIO_CONFIG_S_FEATURES_OK;
-	/* §3.1.1: no DRIVER_OK without an accepted feature set. */
-	if (!(status & VIRTIO_CONFIG_S_FEATURES_OK)) {
-		status &= ~VIRTIO_CONFIG_S_DRIVER_OK;
-		added &= ~VIRTIO_CONFIG_S_DRIVER_OK;
+	if (driver_bits & ~status) {
+		virtio_set_needs_reset(vdev);
+		return;
 	}
-	/* A driver may only add bits; the device owns NEEDS_RESET. */
-	vdev->status = status | (vdev->status & VIRTIO_CONFIG_S_NEEDS_RESET);
-	if ((added & VIRTIO_CONFIG_S_DRIVER_OK) && virtio_start_queues(vdev) < 0)
+	if ((added & VIRTIO_CONFIG_S_FEATURES_OK) && !features_acceptable(vdev))
+		added &= ~VIRTIO_CONFIG_S_FEATURES_OK;
+	/* §3.1.1: no DRIVER_OK without an accepted feature set. */
+	if (!((driver_bits | added) & VIRTIO_CONFIG_S_FEATURES_OK))
+		added &= ~VIRTIO_CONFIG_S_DRIVER_OK;
+	vdev->status |= added;
+	if ((added & VIRTIO_CONFIG_S_DRIVER_OK) && virtio_running(vdev) &&
+	    virtio_start_queues(vdev) < 0)
 		virtio_set_needs_reset(vdev);
 }
 
-static bool virtio_running(const struct virtio_device *vdev)
+bool virtio_running(const struct virtio_device *vdev)
 {
 	return (vdev->status & VIRTIO_CONFIG_S_DRIVER_OK) &&
-	       !(vdev->status & VIRTIO_CONFIG_S_NEEDS_RESET);
+	       !(vdev->status & (VIRTIO_CONFIG_S_NEEDS_RESET | VIRTIO_CONFIG_S_FAILED));
 }
 
 void virtio_notify(struct virtio_device *vdev, unsigned int q)

@@ -85,7 +85,15 @@ void virtio_config_changed(struct virtio_device *vdev);
 /* Status register semantics (§2.1, §3.1): writes, including 0 for reset. */
 void virtio_write_status(struct virtio_device *vdev, uint32_t status);
 
-/* Queue q has new buffers: runs the device if the driver is ready (takes vdev->lock). */
+/*
+ * The one predicate every path that touches a ring checks first (notify,
+ * engine completion, backend readiness, timers, vhost start): from the
+ * driver's DRIVER_OK until a reset, NEEDS_RESET or the driver's FAILED.
+ * While it holds, the queues' layout cannot change. vdev->lock held.
+ */
+bool virtio_running(const struct virtio_device *vdev);
+
+/* Queue q has new buffers: runs the device if it is running (takes vdev->lock). */
 void virtio_notify(struct virtio_device *vdev, unsigned int q);
 
 #endif

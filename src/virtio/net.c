@@ -105,9 +105,10 @@ static bool has(const struct virtio_net *net, unsigned int bit)
 	return net->features & F(bit);
 }
 
+/* The device moves frames itself: running (device.h), no vhost, a live backend. */
 static bool net_running(const struct virtio_net *net)
 {
-	return net->active && !net->be_dead && !(net->vdev.status & VIRTIO_CONFIG_S_NEEDS_RESET);
+	return net->active && !net->be_dead && virtio_running(&net->vdev);
 }
 
 /* The events be->fd is watched for follow from the state; only changes reach epoll. */
@@ -181,8 +182,8 @@ static bool rx_enough(const struct virtio_net *net)
 
 /*
  * Holds buffers until a frame of rx_max fits. Returns 1 when it does (or
- * nothing more can be held), 0 when the ring ran out first, -1 when the
- * ring is broken.
+ * nothing more can be held), 0 when the ring ran out first (the driver
+ * notifies when it adds more), -1 when the ring is broken.
  */
 static int rx_gather(struct virtio_net *net, bool *pushed)
 {
@@ -190,7 +191,7 @@ static int rx_gather(struct virtio_net *net, bool *pushed)
 	struct virtq_req *req = &net->req;
 
 	while (!rx_enough(net)) {
-		int rc = virtq_pop(vq, req);
+		int rc = virtq_pop_or_enable_notify(vq, req);
 
 		if (rc == 0)
 			return 0;
@@ -270,10 +271,8 @@ static void rx_deliver(struct virtio_net *net, size_t len)
 
 static void rx_run(struct virtio_net *net)
 {
-	struct virtq *vq = &net->vdev.queues[RXQ];
 	bool pushed = false;
 
-	virtq_disable_notify(vq);
 	for (unsigned int tries = 0; tries < VIRTIO_NET_RX_BUDGET; tries++) {
 		unsigned int niov;
 		size_t room;
@@ -283,10 +282,6 @@ static void rx_run(struct virtio_net *net)
 		if (rc < 0)
 			break;
 		if (rc == 0) {
-			if (virtq_enable_notify(vq)) {
-				virtq_disable_notify(vq);
-				continue; /* buffers came meanwhile */
-			}
 			net->rx_stalled = true; /* the driver's kick resumes us */
 			net->stats.rx_stalls++;
 			break;
@@ -372,7 +367,6 @@ static void tx_run(struct virtio_net *net)
 	bool pushed = false;
 
 	net->tx_more = false;
-	virtq_disable_notify(vq);
 	for (;;) {
 		ssize_t n;
 
@@ -383,14 +377,8 @@ static void tx_run(struct virtio_net *net)
 				net->tx_more = true; /* come back after the others had a turn */
 				break;
 			}
-			rc = virtq_pop(vq, &net->req);
-			if (rc == 0) {
-				if (!virtq_enable_notify(vq))
-					break;
-				virtq_disable_notify(vq);
-				continue;
-			}
-			if (rc == -EINVAL)
+			rc = virtq_pop_or_enable_notify(vq, &net->req);
+			if (rc == 0 || rc == -EINVAL)
 				break;
 			frames++;
 			if (rc < 0) {
@@ -455,8 +443,8 @@ static void net_queue_notify(struct virtio_device *vdev, unsigned int q)
 {
 	struct virtio_net *net = vdev->priv;
 
-	if (!net->active || (vdev->status & VIRTIO_CONFIG_S_NEEDS_RESET))
-		return;
+	if (!net->active)
+		return; /* vhost-net has the queues; virtio_notify() checked the rest */
 	if (q == TXQ && !net->tx_parked) {
 		tx_run(net);
 	} else if (q == RXQ && net->rx_stalled && !net->be_dead) {
@@ -488,14 +476,17 @@ static int net_vhost_start(struct virtio_net *net)
 	uint64_t one = 1;
 	int err;
 
+	if (net->vhost_on)
+		return 0; /* the kernel has the rings already: adding its call fd twice fails */
 	for (unsigned int q = 0; q < VHOST_NET_RINGS; q++) {
-		struct virtq *vq = &net->vdev.queues[q];
+		struct virtq_rings vr;
 
-		if (!vq->ready)
+		if (!net->vdev.queues[q].ready)
 			return -EINVAL;
+		virtq_get_rings(&net->vdev.queues[q], &vr);
 		rings[q] = (struct vhost_net_ring){
-			.num = vq->size, .base = vq->last_avail_idx,
-			.desc = vq->desc, .avail = vq->avail, .used = vq->used,
+			.num = vr.size, .base = vr.next_avail,
+			.desc = vr.desc, .avail = vr.avail, .used = vr.used,
 			.kick_fd = net->kicks.kick_fds[q], .call_fd = net->call_fd,
 		};
 	}
@@ -573,9 +564,7 @@ static int net_activate(struct virtio_device *vdev)
 		if (!err)
 			return 0;
 		fprintf(stderr, "vireo: %s: vhost-net did not start (%s); Vireo moves the frames "
-				"itself\n", net->name, strerror(-err));
-		vhost_net_close(net->vhost);
-		net->vhost = NULL;
+				"itself until the next reset\n", net->name, strerror(-err));
 	}
 	net->active = true;
 	net->rx_stalled = false;
@@ -617,23 +606,7 @@ static const struct virtio_device_ops net_ops = {
 	.reset = net_reset,
 };
 
-/* vhost=on: open /dev/vhost-net now, so a missing one is said once, at start. */
-static void net_open_vhost(struct virtio_net *net)
-{
-	char why[160];
-
-	if (!net->be->vhost_capable) {
-		fprintf(stderr, "vireo: %s: vhost=on needs a TAP; Vireo moves the frames itself\n",
-			net->name);
-		return;
-	}
-	net->vhost = vhost_net_open(why, sizeof(why));
-	if (!net->vhost)
-		fprintf(stderr, "vireo: %s: vhost=on: %s; Vireo moves the frames itself\n",
-			net->name, why);
-}
-
-struct virtio_net *virtio_net_create(struct net_backend *be, const uint8_t mac[6], bool vhost,
+struct virtio_net *virtio_net_create(struct net_backend *be, const uint8_t mac[6],
 				     const char *name, const struct guest_mem *mem,
 				     struct event_loop *loop)
 {
@@ -653,8 +626,7 @@ struct virtio_net *virtio_net_create(struct net_backend *be, const uint8_t mac[6
 	net->be_handler = (struct event_handler){ net_on_backend, net };
 	net->call_handler = (struct event_handler){ net_on_vhost_call, net };
 	virtq_req_init(&net->req, net->req_iov, VIRTQ_MAX_SIZE);
-	if (vhost)
-		net_open_vhost(net);
+	net->vhost = be->vhost;
 	if (net->vhost) {
 		net->call_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 		if (net->call_fd < 0) {
@@ -692,7 +664,6 @@ void virtio_net_destroy(struct virtio_net *net)
 	net_vhost_stop(net, false);
 	net->active = false;
 	net_watch(net);
-	vhost_net_close(net->vhost);
 	if (net->call_fd >= 0)
 		close(net->call_fd);
 	virtio_device_destroy(&net->vdev);

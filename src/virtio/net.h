@@ -47,12 +47,12 @@ struct virtio_net_kicks {
 };
 
 /*
- * A NIC over be (which stays the caller's) with the given MAC. vhost: try
- * /dev/vhost-net (needs a TAP backend and virtio_net_set_kicks); when it
- * cannot be used, a message says why and the device moves frames itself.
+ * A NIC over be (which stays the caller's) with the given MAC. When the
+ * backend holds a vhost-net (vhost=on) and virtio_net_set_kicks() was
+ * called, the kernel moves the frames; otherwise the device does.
  * name ("net0") prefixes messages. NULL with errno on failure.
  */
-struct virtio_net *virtio_net_create(struct net_backend *be, const uint8_t mac[6], bool vhost,
+struct virtio_net *virtio_net_create(struct net_backend *be, const uint8_t mac[6],
 				     const char *name, const struct guest_mem *mem,
 				     struct event_loop *loop);
 struct virtio_device *virtio_net_device(struct virtio_net *net);

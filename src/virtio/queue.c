@@ -63,7 +63,16 @@ int virtq_start(struct virtq *vq, const struct guest_mem *mem)
 	vq->last_avail_idx = vq->used_idx = vq->signalled_used = 0;
 	vq->signalled_used_valid = false;
 	vq->broken = false;
+	vq->notify_off = false;
 	return 0;
+}
+
+void virtq_get_rings(const struct virtq *vq, struct virtq_rings *rings)
+{
+	*rings = (struct virtq_rings){
+		.size = vq->size, .next_avail = vq->last_avail_idx,
+		.desc = vq->desc, .avail = vq->avail, .used = vq->used,
+	};
 }
 
 void virtq_reset(struct virtq *vq)
@@ -211,7 +220,7 @@ void virtq_unpop(struct virtq *vq, uint16_t n)
 	vq->last_avail_idx = (uint16_t)(vq->last_avail_idx - n);
 }
 
-bool virtq_should_interrupt(struct virtq *vq)
+bool virtq_prepare_interrupt(struct virtq *vq)
 {
 	uint16_t old = vq->signalled_used, new = vq->used_idx;
 	bool valid = vq->signalled_used_valid;
@@ -224,8 +233,10 @@ bool virtq_should_interrupt(struct virtq *vq)
 	return !valid || vring_need_event(load_acquire16(used_event(vq)), new, old);
 }
 
-bool virtq_enable_notify(struct virtq *vq)
+/* Asks for notifications of new buffers; true if some arrived before the driver could see that. */
+static bool enable_notify(struct virtq *vq)
 {
+	vq->notify_off = false;
 	if (vq->event_idx)
 		store_release16(avail_event(vq), vq->last_avail_idx);
 	else
@@ -234,8 +245,32 @@ bool virtq_enable_notify(struct virtq *vq)
 	return load_acquire16(&vq->avail->idx) != vq->last_avail_idx;
 }
 
-void virtq_disable_notify(struct virtq *vq)
+/*
+ * With EVENT_IDX the driver notifies only when avail->idx passes
+ * avail_event, which moves only in enable_notify(): nothing to write.
+ */
+static void disable_notify(struct virtq *vq)
 {
+	vq->notify_off = true;
 	if (!vq->event_idx)
 		store_release16(&vq->used->flags, VRING_USED_F_NO_NOTIFY);
+}
+
+/* Bounds the re-checks when the driver keeps moving avail->idx under us. */
+#define POP_RECHECKS 4
+
+int virtq_pop_or_enable_notify(struct virtq *vq, struct virtq_req *req)
+{
+	for (unsigned int i = 0; i < POP_RECHECKS; i++) {
+		int rc = virtq_pop(vq, req);
+
+		if (rc != 0) {
+			if (rc != -EINVAL && !vq->notify_off)
+				disable_notify(vq);
+			return rc;
+		}
+		if (!vq->ready || !enable_notify(vq))
+			return 0;
+	}
+	return 0; /* only a driver that moves avail->idx back and forth gets here */
 }

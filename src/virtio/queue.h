@@ -44,6 +44,7 @@ struct virtq {
 	uint16_t signalled_used; /* used_idx when the driver was last interrupted */
 	bool signalled_used_valid;
 	bool broken; /* the driver broke the ring's rules: device needs reset */
+	bool notify_off; /* the device told the driver not to notify (it is popping) */
 };
 
 /*
@@ -69,6 +70,20 @@ static inline void virtq_req_init(struct virtq_req *req, struct iovec *iov, unsi
 
 /* Checks the configured rings against guest RAM; -EFAULT if they are not all RAM. */
 int virtq_start(struct virtq *vq, const struct guest_mem *mem);
+
+/*
+ * A started queue's validated rings and where the device is in them, for
+ * a back end that serves the rings itself (vhost-net) instead of popping.
+ */
+struct virtq_rings {
+	uint16_t size;
+	uint16_t next_avail; /* the avail entry the back end reads next */
+	struct vring_desc *desc;
+	struct vring_avail *avail;
+	struct vring_used *used;
+};
+
+void virtq_get_rings(const struct virtq *vq, struct virtq_rings *rings);
 
 /* Forgets the configuration (device reset). */
 void virtq_reset(struct virtq *vq);
@@ -101,17 +116,21 @@ void virtq_flush(struct virtq *vq, unsigned int n);
  */
 void virtq_unpop(struct virtq *vq, uint16_t n);
 
-/* Whether the driver wants an interrupt for what was pushed since the last one. */
-bool virtq_should_interrupt(struct virtq *vq);
+/*
+ * Pops the next request like virtq_pop(), and manages the driver's
+ * notifications around it, so no device writes that loop itself: a pop
+ * that finds a request turns notifications off (the device is busy and
+ * comes back by itself); one that finds the ring empty turns them on and
+ * looks once more, so a buffer that arrived meanwhile is never missed.
+ * Returns 0 only when the ring is empty and the driver will notify.
+ */
+int virtq_pop_or_enable_notify(struct virtq *vq, struct virtq_req *req);
 
 /*
- * Before the device sleeps: asks for notifications of new buffers
- * (avail_event with EVENT_IDX, else clearing VRING_USED_F_NO_NOTIFY) and
- * re-checks. Returns true if buffers arrived meanwhile: keep popping.
+ * After pushing: records that the driver is being told about everything
+ * pushed so far (the EVENT_IDX bookkeeping, §2.7.10) and returns whether
+ * it wants to be. Call it only when the interrupt will follow.
  */
-bool virtq_enable_notify(struct virtq *vq);
-
-/* Tells the driver not to notify while the device is busy popping. */
-void virtq_disable_notify(struct virtq *vq);
+bool virtq_prepare_interrupt(struct virtq *vq);
 
 #endif

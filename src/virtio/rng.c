@@ -130,21 +130,16 @@ static void rng_queue_notify(struct virtio_device *vdev, unsigned int q)
 	int rc;
 
 	rng_refill(rng);
-	do {
-		virtq_disable_notify(vq);
-		while (rng->credit > 0 && (rc = virtq_pop(vq, &rng->req)) != 0) {
-			if (rc == -EINVAL)
-				return; /* the ring is broken: the transport resets the device */
-			if (rc == 1)
-				virtq_push(vq, rng->req.head, rng_fill(rng));
-		}
-		virtio_queue_interrupt(vdev, q);
-		if (rng->credit <= 0) {
-			/* Out of credit: requests wait in the ring, unkicked, for the timer. */
-			rng_arm_timer(rng);
-			return;
-		}
-	} while (virtq_enable_notify(vq));
+	while (rng->credit > 0 && (rc = virtq_pop_or_enable_notify(vq, &rng->req)) != 0) {
+		if (rc == -EINVAL)
+			return; /* the ring is broken: the transport resets the device */
+		if (rc == 1)
+			virtq_push(vq, rng->req.head, rng_fill(rng));
+	}
+	virtio_queue_interrupt(vdev, q);
+	/* Out of credit: requests wait in the ring, unkicked, for the timer. */
+	if (rng->credit <= 0)
+		rng_arm_timer(rng);
 }
 
 static const struct virtio_device_ops rng_ops = {

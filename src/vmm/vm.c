@@ -265,7 +265,7 @@ static int vm_add_nics(struct vm *vm, const char **why)
 		else
 			net_default_mac(vm->cfg->name, i, mac);
 		snprintf(name, sizeof(name), "net%d", i);
-		net = virtio_net_create(vm->nets[i], mac, nc->vhost, name, &vm->mem, &vm->loop);
+		net = virtio_net_create(vm->nets[i], mac, name, &vm->mem, &vm->loop);
 		if (!net) {
 			*why = "cannot create a virtio-net device";
 			return -ENOMEM;
@@ -339,9 +339,7 @@ static int vm_build(struct vm *vm, const char **why)
 	};
 	int err;
 
-	err = kvm_open(&vm->kvm, why);
-	if (!err)
-		err = kvm_create_vm(&vm->kvm, why);
+	err = kvm_create_vm(&vm->kvm, why);
 	if (err)
 		return err;
 	if (vm->cfg->nr_cpus > (unsigned int)vm->kvm.max_vcpus) {
@@ -446,7 +444,7 @@ static void vm_destroy(struct vm *vm)
 	vm->rng = NULL;
 	vm->vcon = NULL;
 	guest_mem_destroy(&vm->mem);
-	kvm_close(&vm->kvm);
+	kvm_destroy_vm(&vm->kvm);
 	event_loop_destroy(&vm->loop);
 	if (vm->stop_fd >= 0)
 		close(vm->stop_fd);
@@ -459,7 +457,7 @@ static enum vm_exit vm_run_once(struct vm *vm)
 	int err;
 
 	atomic_store(&vm->stop_reason, VM_RUNNING);
-	vm->kvm.sys_fd = vm->kvm.vm_fd = vm->loop.epoll_fd = -1;
+	vm->loop.epoll_fd = -1;
 	guest_mem_init_empty(&vm->mem);
 	vm->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	err = vm->stop_fd < 0 ? -errno : event_loop_init(&vm->loop);
@@ -510,10 +508,14 @@ static int vm_prepare(struct vm *vm, const struct vm_config *cfg, struct mapped_
 {
 	sigset_t stop_signals;
 
+	const char *why = NULL;
+	int kvm_err;
+
 	memset(vm, 0, sizeof(*vm));
 	vm->cfg = cfg;
 	vm->kernel = kernel;
 	vm->initramfs = initramfs;
+	vm->kvm.sys_fd = vm->kvm.vm_fd = vm->signal_fd = -1;
 	if (map_file(cfg->kernel_path, "kernel", kernel) < 0)
 		return -1;
 	if (cfg->initramfs_path && map_file(cfg->initramfs_path, "initramfs", initramfs) < 0)
@@ -552,6 +554,12 @@ static int vm_prepare(struct vm *vm, const struct vm_config *cfg, struct mapped_
 			return -1;
 		}
 	}
+	/* Once per process: a reboot builds its new VM on it, with no file to open. */
+	kvm_err = kvm_open(&vm->kvm, &why);
+	if (kvm_err) {
+		fprintf(stderr, "vireo: %s: %s\n", why, strerror(-kvm_err));
+		return -1;
+	}
 	return 0;
 }
 
@@ -568,8 +576,10 @@ enum vm_exit vm_run(const struct vm_config *cfg)
 			result = vm_run_once(&vm);
 		} while (result == VM_EXIT_REBOOT && cfg->reboot == REBOOT_RESTART);
 		terminal_restore();
-		close(vm.signal_fd);
 	}
+	if (vm.signal_fd >= 0)
+		close(vm.signal_fd);
+	kvm_close(&vm.kvm);
 	if (vm.serial_fd > STDERR_FILENO)
 		close(vm.serial_fd);
 	for (int i = 0; i < cfg->nr_disks; i++)

@@ -361,7 +361,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	};
 	s->size = (uint16_t)(16u << (b >> 6));
 	harness_init(&s->h, RAM_SIZE);
-	s->net = virtio_net_create(&s->fake.be, mac, false, "net0", &s->h.mem, &s->loop);
+	s->net = virtio_net_create(&s->fake.be, mac, "net0", &s->h.mem, &s->loop);
 	if (!s->net)
 		die("virtio_net_create");
 	harness_attach(&s->h, virtio_net_device(s->net));

@@ -128,14 +128,13 @@ static unsigned int pop_all(struct world *w, uint8_t written)
 	unsigned int consumed = 0;
 	int rc;
 
-	virtq_disable_notify(vq);
 	/*
 	 * At most size entries are outstanding at once, but buffers and rings
 	 * may alias avail->idx, so what we write can publish more: bound the
 	 * loop rather than insist that it ends by itself.
 	 */
 	for (unsigned int i = 0; i < 4u * vq->size + 8; i++) {
-		rc = virtq_pop(vq, &w->req);
+		rc = virtq_pop_or_enable_notify(vq, &w->req);
 		if (rc == 0)
 			break;
 		if (rc == -EINVAL) {
@@ -155,8 +154,7 @@ static unsigned int pop_all(struct world *w, uint8_t written)
 	/* Every consumed entry was answered, good or bad. */
 	if ((uint16_t)(vq->used_idx - used_before) != consumed)
 		abort();
-	virtq_should_interrupt(vq);
-	virtq_enable_notify(vq);
+	virtq_prepare_interrupt(vq);
 	return consumed;
 }
 

@@ -37,7 +37,7 @@
 #include "vmm/event_loop.h"
 #include "virtio_harness.h"
 
-#define IMAGE_SIZE (1u << 20) /* 2048 sectors */
+#define IMAGE_SIZE (2u << 20) /* 4096 sectors: room for a request over size_max */
 #define IMAGE_SECTORS (IMAGE_SIZE / 512)
 #define SERIAL "vireo-test-serial"
 #define F(bit) (1ULL << (bit))
@@ -905,6 +905,72 @@ static void test_disk_open_allows_two_readers(void **state)
 	unlink(path);
 }
 
+/* ---- what the config space promises, and the status state machine ---- */
+
+/* size_max (1 MiB) per data segment: a larger one fails instead of being served. */
+static void test_blk_refuses_a_segment_over_size_max(void **state)
+{
+	struct ctx *c = *state;
+	uint32_t len = (1u << 20) + 512;
+	uint64_t data = guest_buf(c, len, 0xab);
+
+	assert_int_equal(request(c, VIRTIO_BLK_T_OUT, 0, data, len, NULL), VIRTIO_BLK_S_IOERR);
+	assert_int_equal(request(c, VIRTIO_BLK_T_IN, 0, data, len, NULL), VIRTIO_BLK_S_IOERR);
+	assert_image_unchanged(c, 0, IMAGE_SIZE);
+	assert_int_equal(request(c, VIRTIO_BLK_T_IN, 0, data, 1u << 20, NULL), VIRTIO_BLK_S_OK);
+}
+
+/*
+ * A driver that clears DRIVER_OK without a reset: the write is refused and
+ * the device needs a reset; the queue's layout cannot be reprogrammed and
+ * requests are not served until the reset, after which the device works.
+ */
+static void test_blk_status_cleared_without_reset_stops_the_device(void **state)
+{
+	struct ctx *c = *state;
+	uint64_t data = guest_buf(c, 512, 0xcd);
+	struct harness_buf bufs[] = {
+		{ header(c, VIRTIO_BLK_T_OUT, 0), 16, false },
+		{ data, 512, false },
+		{ guest_buf(c, 1, STATUS_UNSET), 1, true },
+	};
+
+	harness_write_reg(&c->h, VIRTIO_MMIO_STATUS, 0xb);
+	assert_true(harness_status(&c->h) & VIRTIO_CONFIG_S_NEEDS_RESET);
+	assert_true(harness_status(&c->h) & VIRTIO_CONFIG_S_DRIVER_OK);
+	harness_write_reg(&c->h, VIRTIO_MMIO_QUEUE_SEL, 0);
+	harness_write_reg(&c->h, VIRTIO_MMIO_QUEUE_READY, 0);
+	harness_write_reg(&c->h, VIRTIO_MMIO_QUEUE_NUM, 256);
+	assert_int_equal(harness_read_reg(&c->h, VIRTIO_MMIO_QUEUE_NUM), 128);
+	assert_int_equal(harness_read_reg(&c->h, VIRTIO_MMIO_QUEUE_READY), 1);
+	harness_add(&c->h, 0, bufs, 3);
+	harness_kick(&c->h, 0);
+	assert_int_equal(harness_pending_used(&c->h, 0), 0);
+	assert_image_unchanged(c, 0, IMAGE_SIZE);
+
+	assert_int_equal(harness_start(&c->h, UINT64_MAX, 1, 128), 0); /* resets first */
+	assert_false(harness_status(&c->h) & VIRTIO_CONFIG_S_NEEDS_RESET);
+	assert_int_equal(request(c, VIRTIO_BLK_T_OUT, 0, data, 512, NULL), VIRTIO_BLK_S_OK);
+}
+
+/* The driver gave up (FAILED): the device stops serving as it would for NEEDS_RESET. */
+static void test_blk_failed_status_stops_the_device(void **state)
+{
+	struct ctx *c = *state;
+	uint64_t data = guest_buf(c, 512, 0xcd);
+	struct harness_buf bufs[] = {
+		{ header(c, VIRTIO_BLK_T_OUT, 0), 16, false },
+		{ data, 512, false },
+		{ guest_buf(c, 1, STATUS_UNSET), 1, true },
+	};
+
+	harness_add_status(&c->h, VIRTIO_CONFIG_S_FAILED);
+	harness_add(&c->h, 0, bufs, 3);
+	harness_kick(&c->h, 0);
+	assert_int_equal(harness_pending_used(&c->h, 0), 0);
+	assert_image_unchanged(c, 0, IMAGE_SIZE);
+}
+
 #define B(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 #define B_RO(fn) cmocka_unit_test_setup_teardown(fn, setup_readonly, teardown)
 
@@ -935,6 +1001,9 @@ int main(void)
 		B(test_blk_request_without_writable_byte_gets_no_answer),
 		B(test_blk_short_header_is_ioerr),
 		B(test_blk_read_of_no_sectors_succeeds),
+		B(test_blk_refuses_a_segment_over_size_max),
+		B(test_blk_status_cleared_without_reset_stops_the_device),
+		B(test_blk_failed_status_stops_the_device),
 		cmocka_unit_test(test_blk_kick_returns_when_requests_fill_the_engine),
 		B(test_blk_config_space_describes_disk),
 		B(test_blk_identifies_as_block_device),

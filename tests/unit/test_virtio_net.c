@@ -184,7 +184,7 @@ static struct fixture *fixture_new(uint64_t backend_features)
 	assert_true(f->fake->be.fd >= 0);
 	assert_int_equal(event_loop_init(&f->loop), 0);
 	harness_init(&f->h, 8ULL << 20);
-	f->net = virtio_net_create(&f->fake->be, test_mac, false, "net0", &f->h.mem, &f->loop);
+	f->net = virtio_net_create(&f->fake->be, test_mac, "net0", &f->h.mem, &f->loop);
 	assert_non_null(f->net);
 	harness_attach(&f->h, virtio_net_device(f->net));
 	return f;
@@ -810,6 +810,72 @@ static void test_net_dead_backend_downs_the_link_and_drains_tx(void **state)
 	assert_false(harness_status(&f->h) & VIRTIO_CONFIG_S_NEEDS_RESET);
 }
 
+/* --- the status state machine (issue 10, defects 1 and 2) -------------------------------- */
+
+/*
+ * A hostile driver resizes an RX ring the device is using: rings of size 2
+ * end exactly where RAM ends (a guard page follows), two frames arrive,
+ * then it clears DRIVER_OK without a reset and programs QueueNum 256. The
+ * next frame used to be written by the old rings' pointers with the new
+ * size, past the end of RAM. Now the status write is refused (NEEDS_RESET),
+ * the layout stays, and nothing more touches the ring until a reset.
+ */
+static void test_net_status_cleared_without_reset_cannot_resize_rings_in_use(void **state)
+{
+	struct fixture *f = *state;
+	uint64_t ram_end = HARNESS_RAM_GPA + f->h.ram_size;
+	uint64_t used = ram_end - 24, avail = used - 16, desc = ram_end - 80;
+	struct virtio_net_hdr_mrg_rxbuf hdr = hdr_none();
+	uint32_t queue_num;
+
+	assert_int_equal(harness_negotiate(&f->h, BASE), 0);
+	harness_setup_queue_at(&f->h, RXQ, 2, desc, avail, used);
+	harness_setup_queue(&f->h, TXQ, RING);
+	harness_driver_ok(&f->h);
+	rx_post(f, 2, 2048, NULL);
+	harness_kick(&f->h, RXQ);
+	fake_queue(f->fake, &hdr, 60);
+	fake_queue(f->fake, &hdr, 60);
+	pump(f);
+	assert_int_equal(harness_pending_used(&f->h, RXQ), 2);
+	rx_post(f, 1, 2048, NULL);
+	harness_kick(&f->h, RXQ);
+
+	harness_write_reg(&f->h, VIRTIO_MMIO_STATUS, 0xb); /* DRIVER_OK cleared, no reset */
+	harness_write_reg(&f->h, VIRTIO_MMIO_QUEUE_SEL, RXQ);
+	harness_write_reg(&f->h, VIRTIO_MMIO_QUEUE_READY, 0);
+	harness_write_reg(&f->h, VIRTIO_MMIO_QUEUE_NUM, 256);
+	harness_write_reg(&f->h, VIRTIO_MMIO_QUEUE_READY, 1);
+	fake_queue(f->fake, &hdr, 60);
+	pump(f);
+
+	assert_true(harness_status(&f->h) & VIRTIO_CONFIG_S_NEEDS_RESET);
+	assert_true(harness_status(&f->h) & VIRTIO_CONFIG_S_DRIVER_OK);
+	queue_num = harness_read_reg(&f->h, VIRTIO_MMIO_QUEUE_NUM);
+	assert_int_equal(queue_num, 2);
+	assert_int_equal(harness_used(&f->h, RXQ)->idx, 2); /* nothing more delivered */
+}
+
+/*
+ * DRIVER_OK, cleared, set again: the device was activated twice, and with
+ * vhost-net the second start failed half-way and left the device pointing
+ * at a closed vhost. Activation now happens once per reset.
+ */
+static void test_net_activates_once_per_reset(void **state)
+{
+	struct fixture *f = *state;
+
+	start(f, BASE | RX_OFFLOADS);
+	assert_int_equal(f->fake->offload_calls, 1);
+	harness_write_reg(&f->h, VIRTIO_MMIO_STATUS, 0xb);
+	harness_write_reg(&f->h, VIRTIO_MMIO_STATUS, 0xf);
+	assert_int_equal(f->fake->offload_calls, 1);
+	harness_write_reg(&f->h, VIRTIO_MMIO_STATUS, 0);
+	start(f, BASE | RX_OFFLOADS);
+	assert_int_equal(f->fake->offload_calls, 2);
+	assert_false(harness_status(&f->h) & VIRTIO_CONFIG_S_NEEDS_RESET);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
@@ -836,6 +902,8 @@ int main(void)
 		T(test_net_broken_ring_needs_reset),
 		T(test_net_reset_stops_reading_the_backend),
 		T(test_net_dead_backend_downs_the_link_and_drains_tx),
+		T(test_net_status_cleared_without_reset_cannot_resize_rings_in_use),
+		T(test_net_activates_once_per_reset),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -102,19 +102,16 @@ static void probe_queue_notify(struct virtio_device *vdev, unsigned int q)
 	int rc;
 
 	p->notifies++;
-	do {
-		virtq_disable_notify(vq);
-		while ((rc = virtq_pop(vq, &p->req)) != 0) {
-			probe_record(p, rc);
-			if (rc == -EINVAL)
-				return;
-			if (rc == 1) {
-				probe_serve(p);
-				virtq_push(vq, p->req.head, p->req.writable_len);
-			}
+	while ((rc = virtq_pop_or_enable_notify(vq, &p->req)) != 0) {
+		probe_record(p, rc);
+		if (rc == -EINVAL)
+			return;
+		if (rc == 1) {
+			probe_serve(p);
+			virtq_push(vq, p->req.head, p->req.writable_len);
 		}
-		virtio_queue_interrupt(vdev, q);
-	} while (virtq_enable_notify(vq));
+	}
+	virtio_queue_interrupt(vdev, q);
 }
 
 static void probe_config_read(struct virtio_device *vdev, uint32_t offset, void *data,

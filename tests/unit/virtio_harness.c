@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 static void harness_fail(const char *what)
@@ -25,9 +26,16 @@ void harness_init(struct harness *h, uint64_t ram_size)
 {
 	memset(h, 0, sizeof(*h));
 	h->ram_size = ram_size ? ram_size : HARNESS_RAM_SIZE;
-	h->ram = calloc(1, h->ram_size);
-	if (!h->ram)
+	/*
+	 * A page nobody may touch right after RAM, as a real guest's RAM ends
+	 * where the VMM's own memory begins: a device that writes past the end
+	 * crashes the test instead of scribbling on the heap unnoticed.
+	 */
+	h->map_size = ((h->ram_size + 4095) & ~4095ULL) + 4096;
+	h->map = mmap(NULL, h->map_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (h->map == MAP_FAILED || mprotect(h->map + h->map_size - 4096, 4096, PROT_NONE))
 		harness_fail("out of memory for fake RAM");
+	h->ram = h->map + (h->map_size - 4096 - h->ram_size);
 	guest_mem_init_empty(&h->mem);
 	if (guest_mem_add_region(&h->mem, HARNESS_RAM_GPA, h->ram_size, h->ram))
 		harness_fail("cannot describe fake RAM");
@@ -50,7 +58,7 @@ void harness_destroy(struct harness *h)
 {
 	bus_destroy(&h->bus);
 	close(h->irq_fd);
-	free(h->ram);
+	munmap(h->map, h->map_size);
 	memset(h, 0, sizeof(*h));
 	h->irq_fd = -1;
 }

@@ -44,8 +44,10 @@ struct harness_queue {
 };
 
 struct harness {
-	uint8_t *ram; /* HARNESS_RAM_GPA .. + ram_size */
+	uint8_t *ram; /* HARNESS_RAM_GPA .. + ram_size, ending at a guard page */
 	uint64_t ram_size;
+	uint8_t *map; /* the mapping that holds ram and the guard page */
+	uint64_t map_size;
 	uint64_t alloc_next; /* bump allocator for rings and buffers */
 	struct guest_mem mem;
 	struct bus bus;
@@ -63,7 +65,7 @@ struct harness_buf {
 	bool writable; /* device-writable (VRING_DESC_F_WRITE) */
 };
 
-/* Fake RAM of ram_size bytes (0: HARNESS_RAM_SIZE), a bus, an interrupt eventfd. */
+/* Fake RAM of ram_size bytes (0: HARNESS_RAM_SIZE) before a guard page, a bus, an interrupt eventfd. */
 void harness_init(struct harness *h, uint64_t ram_size);
 
 /* Puts vdev's virtio-mmio window on the bus and its interrupt on the eventfd. */
