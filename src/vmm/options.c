@@ -72,22 +72,6 @@ static int parse_cpus(const char *arg, struct vm_config *cfg, char *err, size_t 
 	return 0;
 }
 
-static int parse_serial(const char *arg, struct vm_config *cfg, char *err, size_t err_len)
-{
-	if (strcmp(arg, "stdio") == 0) {
-		cfg->serial = SERIAL_STDIO;
-	} else if (strcmp(arg, "off") == 0) {
-		cfg->serial = SERIAL_OFF;
-	} else if (strncmp(arg, "file=", 5) == 0 && arg[5] != '\0') {
-		cfg->serial = SERIAL_FILE;
-		cfg->serial_path = arg + 5;
-	} else {
-		return errmsg(err, err_len, "--serial '%s' is not one of stdio, off, file=PATH",
-			      arg);
-	}
-	return 0;
-}
-
 static int parse_reboot(const char *arg, struct vm_config *cfg, char *err, size_t err_len)
 {
 	if (strcmp(arg, "exit") == 0)
@@ -137,6 +121,42 @@ static int parse_on_off(const char *option, const char *key, const char *value, 
 	else
 		return errmsg(err, err_len, "%s %s=%s: use on or off", option, key,
 			      value ? value : "");
+	return 0;
+}
+
+/* --serial stdio|off|file=PATH[,max=SIZE] */
+static int parse_serial(char *arg, struct vm_config *cfg, char *err, size_t err_len)
+{
+	char *cursor = strchr(arg, ','), *key, *value;
+
+	if (cursor)
+		*cursor++ = '\0';
+	cfg->serial_max = 0;
+	if (strcmp(arg, "stdio") == 0) {
+		cfg->serial = SERIAL_STDIO;
+	} else if (strcmp(arg, "off") == 0) {
+		cfg->serial = SERIAL_OFF;
+	} else if (strncmp(arg, "file=", 5) == 0 && arg[5] != '\0') {
+		cfg->serial = SERIAL_FILE;
+		cfg->serial_path = arg + 5;
+		cfg->serial_max = CONFIG_DEFAULT_SERIAL_MAX;
+	} else {
+		return errmsg(err, err_len, "--serial '%s' is not one of stdio, off, file=PATH",
+			      arg);
+	}
+	while ((key = next_pair(&cursor, &value)) != NULL) {
+		if (strcmp(key, "max") != 0)
+			return errmsg(err, err_len, "--serial: unknown option '%s' (known: max)",
+				      key);
+		if (cfg->serial != SERIAL_FILE)
+			return errmsg(err, err_len, "--serial max= works with file=PATH only");
+		if (!value || options_parse_size(value, &cfg->serial_max) < 0)
+			return errmsg(err, err_len, "--serial max=%s is not a size (try 64M or 1G)",
+				      value ? value : "");
+		if (cfg->serial_max < CONFIG_MIN_SERIAL_MAX)
+			return errmsg(err, err_len, "--serial max=%s is too small (at least %lluK)",
+				      value, CONFIG_MIN_SERIAL_MAX >> 10);
+	}
 	return 0;
 }
 
@@ -414,7 +434,9 @@ void options_print_help(void)
 	       "                          shared=on puts it in a memfd other processes can map\n"
 	       "                          (default off: anonymous memory, with transparent huge pages)\n"
 	       "      --serial MODE       where the serial console (COM1, ttyS0) goes:\n"
-	       "                          stdio (default), file=PATH, off\n"
+	       "                          stdio (default), file=PATH[,max=SIZE], off; the file\n"
+	       "                          stops growing at SIZE (default 64M, at least 4K) with a\n"
+	       "                          line saying the rest was dropped\n"
 	       "      --reboot ACTION     when the guest reboots: exit (default, status 2) or restart\n"
 	       "      --name NAME         the VM's name (default '%s')\n"
 	       "      --disk SPEC         a virtio-blk disk, /dev/vda first; repeat for more (up to %d):\n"
