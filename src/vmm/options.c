@@ -111,19 +111,6 @@ static char *next_pair(char **cursor, char **value)
 	return pair;
 }
 
-static int parse_on_off(const char *option, const char *key, const char *value, bool *out,
-			char *err, size_t err_len)
-{
-	if (value && strcmp(value, "on") == 0)
-		*out = true;
-	else if (value && strcmp(value, "off") == 0)
-		*out = false;
-	else
-		return errmsg(err, err_len, "%s %s=%s: use on or off", option, key,
-			      value ? value : "");
-	return 0;
-}
-
 /* --serial stdio|off|file=PATH[,max=SIZE] */
 static int parse_serial(char *arg, struct vm_config *cfg, char *err, size_t err_len)
 {
@@ -176,7 +163,7 @@ static int parse_memory(char *arg, struct vm_config *cfg, char *err, size_t err_
 		if (strcmp(key, "shared") != 0)
 			return errmsg(err, err_len, "--memory: unknown option '%s' (known: shared)",
 				      key);
-		if (parse_on_off("--memory", key, value, &cfg->memory_shared, err, err_len) < 0)
+		if (errmsg_on_off("--memory", key, value, &cfg->memory_shared, err, err_len) < 0)
 			return -EINVAL;
 	}
 	return 0;
@@ -186,7 +173,7 @@ static int parse_disk_pair(struct disk_config *disk, const char *key, const char
 			   char *err, size_t err_len)
 {
 	if (strcmp(key, "readonly") == 0)
-		return parse_on_off("--disk", key, value, &disk->readonly, err, err_len);
+		return errmsg_on_off("--disk", key, value, &disk->readonly, err, err_len);
 	if (!value || !*value)
 		return errmsg(err, err_len, "--disk: '%s' needs a value (%s=...)", key, key);
 	if (strcmp(key, "path") == 0) {
