@@ -136,20 +136,19 @@ static void test_options_serial_modes(void **state)
 	assert_rejected(&p, "tcp:1234");
 }
 
-/* The whole sentence, where its wording is the point. */
-static void assert_refused_with(const struct parsed *p, const char *sentence)
-{
-	assert_int_equal(p->rc, -EINVAL);
-	assert_string_equal(p->err, sentence);
-}
-
 /* A guest must not fill the host's disk: a serial file has a cap, 64 MiB unless given. */
 static void test_options_serial_file_cap(void **state)
 {
+	static const struct {
+		const char *spec, *sentence;
+	} refused[] = {
+		{ "file=out.txt,max=1K", "--serial max=1K is too small (at least 4K)" },
+		{ "file=out.txt,max=lots", "--serial max=lots is not a size (try 64M or 1G)" },
+		{ "file=out.txt,max=", "--serial max= is not a size (try 64M or 1G)" },
+		{ "file=out.txt,size=1M", "--serial: unknown option 'size' (known: max)" },
+		{ "stdio,max=1M", "--serial max= works with file=PATH only" },
+	};
 	char one_meg[] = "file=out.txt,max=1M", least[] = "file=out.txt,max=4K";
-	char small[] = "file=out.txt,max=1K", junk[] = "file=out.txt,max=lots";
-	char empty[] = "file=out.txt,max=", other[] = "file=out.txt,size=1M";
-	char on_stdio[] = "stdio,max=1M";
 	struct parsed p = PARSE("run", "-k", "k", "--serial", "file=out.txt");
 
 	(void)state;
@@ -164,17 +163,14 @@ static void test_options_serial_file_cap(void **state)
 	assert_int_equal(p.cfg.serial_max, 4096);
 	p = PARSE("run", "-k", "k", "--serial", "stdio");
 	assert_int_equal(p.cfg.serial_max, 0); /* a terminal or a pipe: not capped */
+	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+		char spec[64]; /* --serial edits its argument in place */
 
-	p = PARSE("run", "-k", "k", "--serial", small);
-	assert_refused_with(&p, "--serial max=1K is too small (at least 4K)");
-	p = PARSE("run", "-k", "k", "--serial", junk);
-	assert_refused_with(&p, "--serial max=lots is not a size (try 64M or 1G)");
-	p = PARSE("run", "-k", "k", "--serial", empty);
-	assert_refused_with(&p, "--serial max= is not a size (try 64M or 1G)");
-	p = PARSE("run", "-k", "k", "--serial", other);
-	assert_refused_with(&p, "--serial: unknown option 'size' (known: max)");
-	p = PARSE("run", "-k", "k", "--serial", on_stdio);
-	assert_refused_with(&p, "--serial max= works with file=PATH only");
+		snprintf(spec, sizeof(spec), "%s", refused[i].spec);
+		p = PARSE("run", "-k", "k", "--serial", spec);
+		assert_int_equal(p.rc, -EINVAL);
+		assert_string_equal(p.err, refused[i].sentence);
+	}
 }
 
 /* --rng edits its argument in place, as --disk does: give it writable strings. */
