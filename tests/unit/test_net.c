@@ -340,10 +340,12 @@ static void put_ip_header(uint8_t *f, uint8_t proto, uint16_t total, const uint8
 	put16(ip + 10, inet_checksum(ip, 20, 0));
 }
 
-/* A DHCPDISCOVER from 0.0.0.0; returns the length of the answer in reply. */
-static ssize_t user_dhcp_discover(struct net_backend *be, uint8_t *reply, size_t len)
+/* A DHCPDISCOVER from 0.0.0.0 on a backend spec opens; the answer's length, in reply. */
+static ssize_t user_dhcp_discover(const char *spec, uint8_t *reply, size_t len)
 {
+	struct net_backend *be = user_backend_with(spec);
 	uint8_t f[342] = { 0 };
+	ssize_t n;
 	const uint8_t any[4] = { 0 }, all[4] = { 255, 255, 255, 255 };
 	const uint8_t options[] = { 99, 130, 83, 99, 53, 1, 1, 255 };
 
@@ -356,7 +358,9 @@ static ssize_t user_dhcp_discover(struct net_backend *be, uint8_t *reply, size_t
 	f[46] = 0x12; f[47] = 0x34; f[48] = 0x56; f[49] = 0x78; /* xid */
 	memcpy(f + 70, guest_mac, 6);			   /* chaddr */
 	memcpy(f + 278, options, sizeof(options));
-	return user_exchange(be, f, sizeof(f), reply, len, 0x0800);
+	n = user_exchange(be, f, sizeof(f), reply, len, 0x0800);
+	net_close(be);
+	return n;
 }
 
 /* Whether the DHCP reply of n bytes carries option code. */
@@ -375,35 +379,29 @@ static bool dhcp_has_option(const uint8_t *reply, ssize_t n, uint8_t code)
 /* The offer gives 10.0.2.15, with 10.0.2.2 as the router and 10.0.2.3 for DNS. */
 static void test_net_user_offers_an_address_by_dhcp(void **state)
 {
-	struct net_backend *be = user_backend_with("user");
 	uint8_t reply[2048];
-	ssize_t n;
+	ssize_t n = user_dhcp_discover("user", reply, sizeof(reply));
 
 	(void)state;
-	n = user_dhcp_discover(be, reply, sizeof(reply));
 	assert_true(n > 282);
 	assert_int_equal(reply[23], 17);		   /* UDP */
 	assert_int_equal(reply[42], 2);			   /* BOOTREPLY */
 	assert_memory_equal(reply + 58, guest_ip, 4);	   /* yiaddr */
 	assert_true(dhcp_has_option(reply, n, DHCP_ROUTER));
 	assert_true(dhcp_has_option(reply, n, DHCP_DNS_SERVER));
-	net_close(be);
 }
 
 /* restrict=on: an address, but no way out to send anything through. */
 static void test_net_user_restricted_offers_no_router_and_no_dns(void **state)
 {
-	struct net_backend *be = user_backend_with("user,restrict=on");
 	uint8_t reply[2048];
-	ssize_t n;
+	ssize_t n = user_dhcp_discover("user,restrict=on", reply, sizeof(reply));
 
 	(void)state;
-	n = user_dhcp_discover(be, reply, sizeof(reply));
 	assert_true(n > 282);
 	assert_memory_equal(reply + 58, guest_ip, 4);
 	assert_false(dhcp_has_option(reply, n, DHCP_ROUTER));
 	assert_false(dhcp_has_option(reply, n, DHCP_DNS_SERVER));
-	net_close(be);
 }
 
 /*

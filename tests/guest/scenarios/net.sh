@@ -4,12 +4,12 @@
 # the MTU and MAC as configured, the offloads in `ethtool -k`, ping both ways, and 32 MiB each
 # way over TCP with matching SHA-256 (host -> guest by HTTP, guest -> host by nc), and ping
 # again after the guest reloads virtio_net (a device reset: vhost hands the queues back and
-# takes them again). Then user
-# networking (libslirp), one boot with three NICs: on eth0 (host-loopback=on) DHCP, a name
-# resolved through libslirp's DNS forwarding, a download from a server on the host's loopback,
-# a page from a server on another host address, the host reaching a server in the guest
-# through hostfwd; on eth1 (the defaults) the host's loopback is out of reach at 10.0.2.2; on
-# eth2 (restrict=on) the server on the other host address is out of reach while hostfwd still
+# takes them again). Then user networking (libslirp), one boot with three NICs. eth0
+# (host-loopback=on): DHCP, a name resolved through libslirp's DNS forwarding, a download from
+# a server on the host's loopback, a page from a server on another host address, the host
+# reaching a server in the guest through hostfwd. eth1 (the defaults): the host's loopback is
+# out of reach at 10.0.2.2, while DNS forwarding to the resolver on that loopback still works.
+# eth2 (restrict=on): the server on the other host address is out of reach, and hostfwd still
 # reaches the guest. The guest picks the NIC by source address and per-test routes.
 # Last, the errors for a TAP or bridge that is not there.
 #
@@ -186,7 +186,8 @@ t() { r=$(timeout 9 wget -q -O - $1 2>&1) && echo reached $r || echo failed: $r;
 ip link set eth1 up; ip addr add 10.0.2.16/32 dev eth1; ip link set eth2 up; ip addr add 10.0.2.17/32 dev eth2;
 ip rule add from 10.0.2.17 table 17; ip route add default via 10.0.2.2 dev eth2 onlink table 17;
 echo VIREO-OPEN $(t http://198.51.100.1:8080/token);
-ip route add 10.0.2.2 dev eth1 src 10.0.2.16; echo VIREO-LOOPBACK-DEFAULT $(t http://10.0.2.2:8081/token); ip route del 10.0.2.2 dev eth1;
+ip route add 10.0.2.2/31 dev eth1 src 10.0.2.16; echo VIREO-LOOPBACK-DEFAULT $(t http://10.0.2.2:8081/token);
+nslookup vireo.test 10.0.2.3 2>&1 | grep -q "198\.51\.100\.77" && echo VIREO-DNS-DEFAULT; ip route del 10.0.2.2/31 dev eth1;
 ip route add 198.51.100.1 via 10.0.2.2 dev eth2 onlink src 10.0.2.17; echo VIREO-RESTRICTED $(t http://198.51.100.1:8080/token);
 mkdir -p /tmp/www; echo TOKEN >/tmp/www/token; httpd -p 80 -h /tmp/www;
 echo VIREO-WAIT-HOST; nc -l -p 5009 >/dev/null'
@@ -207,6 +208,7 @@ expect_exit net-user-poweroff 0
 expect_console net-user-dhcp '^VIREO-DHCP 10\.0\.2\.15 10\.0\.2\.2 10\.0\.2\.3'
 if [ -n "$dns" ]; then
 	expect_console net-user-dns-forwarded '^VIREO-DNS-FORWARDED'
+	expect_console net-user-dns-forwarded-without-host-loopback '^VIREO-DNS-DEFAULT'
 else
 	skip net-user-dns-forwarded "no dnsmasq (Debian package dnsmasq-base) to answer the queries"
 fi
