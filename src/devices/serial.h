@@ -47,7 +47,9 @@
 #define SERIAL_NR_PORTS 8	/* registers at base + 0 .. base + 7 */
 #define SERIAL_FIFO_SIZE 16	/* the receive FIFO the guest sees */
 #define SERIAL_INPUT_SIZE 4096	/* host-side input buffer behind it */
-#define SERIAL_FULL_NOTE "\r\nvireo: the serial output reached its size limit; the rest is dropped\r\n"
+/* Ends a capped output; its own line, whatever the guest was writing. */
+#define SERIAL_FULL_NOTE \
+	"\r\nvireo: the serial output reached its size limit; the rest is dropped\r\n"
 
 struct serial;
 
