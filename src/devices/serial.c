@@ -64,13 +64,15 @@ struct serial {
 	/*
 	 * Held while writing to out_fd so bytes leave in THR order; taken
 	 * while holding lock, which is then released, so a blocked out_fd
-	 * never blocks serial_receive().
+	 * never blocks serial_receive(). Protects out_pos.
 	 */
 	pthread_mutex_t tx_lock;
+	uint64_t out_pos;	/* with out_max: bytes out_fd holds, at most out_max */
 
 	/* Set at creation, read-only after. */
 	struct irq_line irq;
 	int out_fd;
+	uint64_t out_max;	/* 0: no cap */
 	int room_fd;
 };
 
@@ -379,16 +381,17 @@ static int serial_wait_writable(int fd)
 	return 0;
 }
 
-/* Writes one byte to out_fd, waiting while it is full; drops it on any other error. */
-static void serial_emit(const struct serial *s, uint8_t byte)
+/* Writes buf to out_fd, waiting while it is full; drops the rest on any other error. */
+static void serial_write_out(const struct serial *s, const char *buf, size_t len)
 {
-	if (s->out_fd < 0)
-		return;
-	for (;;) {
-		ssize_t r = write(s->out_fd, &byte, 1);
+	while (len) {
+		ssize_t r = write(s->out_fd, buf, len);
 
-		if (r == 1)
-			return;
+		if (r > 0) {
+			buf += r;
+			len -= (size_t)r;
+			continue;
+		}
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) &&
@@ -396,6 +399,33 @@ static void serial_emit(const struct serial *s, uint8_t byte)
 			continue;
 		return;
 	}
+}
+
+/*
+ * Whether one more byte fits under out_max. The first that does not gets
+ * SERIAL_FULL_NOTE written in its place, cut to the room left, so the file
+ * ends with the note and is exactly out_max bytes long.
+ */
+static bool serial_out_fits(struct serial *s)
+{
+	uint64_t left;
+
+	if (!s->out_max)
+		return true;
+	left = s->out_max - s->out_pos;
+	if (left > sizeof(SERIAL_FULL_NOTE) - 1) {
+		s->out_pos++;
+		return true;
+	}
+	serial_write_out(s, SERIAL_FULL_NOTE, (size_t)left);
+	s->out_pos = s->out_max;
+	return false;
+}
+
+static void serial_emit(struct serial *s, uint8_t byte)
+{
+	if (s->out_fd >= 0 && serial_out_fits(s))
+		serial_write_out(s, (const char *)&byte, 1);
 }
 
 static void serial_write_port(struct serial *s, uint64_t reg, uint8_t val)
@@ -445,7 +475,7 @@ static const struct bus_ops serial_bus_ops = {
 	.write = serial_bus_write,
 };
 
-struct serial *serial_create(const struct irq_line *irq, int out_fd)
+struct serial *serial_create(const struct irq_line *irq, int out_fd, uint64_t out_max)
 {
 	struct serial *s = calloc(1, sizeof(*s));
 
@@ -463,6 +493,13 @@ struct serial *serial_create(const struct irq_line *irq, int out_fd)
 	if (irq)
 		s->irq = *irq;
 	s->out_fd = out_fd;
+	s->out_max = out_max;
+	if (out_max) {
+		off_t pos = lseek(out_fd, 0, SEEK_CUR); /* -1 where it cannot seek: count from 0 */
+
+		if (pos > 0)
+			s->out_pos = (uint64_t)pos < out_max ? (uint64_t)pos : out_max;
+	}
 	return s;
 }
 

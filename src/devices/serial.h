@@ -27,6 +27,13 @@
  * Output: a blocked out_fd (a stalled terminal) blocks the vCPU writing THR,
  * never the I/O thread. A write error drops the byte. If out_fd is a pipe or
  * socket, the process should ignore SIGPIPE.
+ *
+ * A log file is capped so that a guest cannot fill the host's disk: out_fd
+ * never grows past out_max bytes. The last bytes below the cap are kept for
+ * SERIAL_FULL_NOTE, written once in place of the first byte that does not
+ * fit; later bytes are dropped, and the guest never notices. The count
+ * starts at out_fd's offset, so a device made for a guest that rebooted
+ * (--reboot restart) does not get a fresh allowance on the same file.
  */
 #ifndef VIREO_DEVICES_SERIAL_H
 #define VIREO_DEVICES_SERIAL_H
@@ -40,14 +47,18 @@
 #define SERIAL_NR_PORTS 8	/* registers at base + 0 .. base + 7 */
 #define SERIAL_FIFO_SIZE 16	/* the receive FIFO the guest sees */
 #define SERIAL_INPUT_SIZE 4096	/* host-side input buffer behind it */
+/* Ends a capped output; its own line, whatever the guest was writing. */
+#define SERIAL_FULL_NOTE \
+	"\r\nvireo: the serial output reached its size limit; the rest is dropped\r\n"
 
 struct serial;
 
 /*
  * out_fd receives every transmitted byte (-1 discards them); the caller
- * keeps owning it. *irq is copied. NULL with errno set on failure.
+ * keeps owning it. out_max caps it (see the top of this file; 0: no cap).
+ * *irq is copied. NULL with errno set on failure.
  */
-struct serial *serial_create(const struct irq_line *irq, int out_fd);
+struct serial *serial_create(const struct irq_line *irq, int out_fd, uint64_t out_max);
 
 /* Claims SERIAL_NR_PORTS ports at base; 0 or a negative errno from bus_register. */
 int serial_register(struct serial *serial, struct bus *pio, uint16_t base);

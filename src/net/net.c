@@ -230,13 +230,11 @@ static int parse_net_pair(struct net_config *cfg, const char *key, char *value, 
 			return errmsg(err, err_len, "--net mtu=%s: not an MTU (68 to 65535)",
 				      value ? value : "");
 	} else if (strcmp(key, "vhost") == 0) {
-		if (value && strcmp(value, "on") == 0)
-			cfg->vhost = true;
-		else if (value && strcmp(value, "off") == 0)
-			cfg->vhost = false;
-		else
-			return errmsg(err, err_len, "--net vhost=%s: use on or off",
-				      value ? value : "");
+		return errmsg_on_off("--net", key, value, &cfg->vhost, err, err_len);
+	} else if (strcmp(key, "restrict") == 0) {
+		return errmsg_on_off("--net", key, value, &cfg->restricted, err, err_len);
+	} else if (strcmp(key, "host-loopback") == 0) {
+		return errmsg_on_off("--net", key, value, &cfg->host_loopback, err, err_len);
 	} else if (strcmp(key, "hostfwd") == 0) {
 		char copy[96];
 
@@ -259,10 +257,22 @@ static int parse_net_pair(struct net_config *cfg, const char *key, char *value, 
 	} else {
 		return errmsg(err, err_len,
 			      "--net: unknown key '%s' (tap, bridge, user, mac, "
-			      "mtu, vhost, hostfwd)",
+			      "mtu, vhost, hostfwd, restrict, host-loopback)",
 			      key);
 	}
 	return 0;
+}
+
+/* The first key given that only user networking takes, or NULL. */
+static const char *user_only_key(const struct net_config *cfg)
+{
+	if (cfg->nr_hostfwd)
+		return "hostfwd";
+	if (cfg->restricted)
+		return "restrict";
+	if (cfg->host_loopback)
+		return "host-loopback";
+	return NULL;
 }
 
 int net_parse_spec(char *spec, struct net_config *cfg, char *err, size_t err_len)
@@ -292,8 +302,9 @@ int net_parse_spec(char *spec, struct net_config *cfg, char *err, size_t err_len
 		return errmsg(err, err_len,
 			      "--net needs a backend: tap=NAME, bridge=NAME or "
 			      "user");
-	if (cfg->kind != NET_USER && cfg->nr_hostfwd)
-		return errmsg(err, err_len, "--net hostfwd= works with user networking only");
+	if (cfg->kind != NET_USER && user_only_key(cfg))
+		return errmsg(err, err_len, "--net %s= works with user networking only",
+			      user_only_key(cfg));
 	if (cfg->kind == NET_USER && cfg->vhost)
 		return errmsg(err, err_len,
 			      "--net user: vhost=on needs a TAP (tap= or "

@@ -60,6 +60,9 @@ struct net_config {
 	bool mac_set;	   /* false: a MAC derived from the VM's name (net_default_mac) */
 	unsigned int mtu;  /* 0: the interface's own (TAP, bridge) or 1500 (user) */
 	bool vhost;	   /* hand the queues to /dev/vhost-net (TAP and bridge only) */
+	/* user only: the guest can open no connection and send no datagram through the host */
+	bool restricted;
+	bool host_loopback; /* user only: 10.0.2.2 reaches the host's 127.0.0.1 (default off) */
 	struct net_hostfwd hostfwd[NET_MAX_HOSTFWD];
 	int nr_hostfwd;
 };
@@ -122,6 +125,7 @@ int net_parse_mac(const char *text, uint8_t mac[6]);
  * Parses one --net value in place (strings in cfg point into spec):
  *   tap=NAME | bridge=NAME | user, then any of ,mac=MAC ,mtu=N ,vhost=on|off
  *   and, for user, ,hostfwd=[tcp|udp]:[HOSTADDR]:HOSTPORT-[GUESTADDR]:GUESTPORT
+ *   ,restrict=on|off ,host-loopback=on|off
  * Returns 0, or -EINVAL with one sentence in err.
  */
 int net_parse_spec(char *spec, struct net_config *cfg, char *err, size_t err_len);

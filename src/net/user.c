@@ -1,8 +1,13 @@
 /*
  * User-mode networking through libslirp (the library QEMU uses): the guest
  * sees a NAT router on 10.0.2.0/24 that answers DHCP (10.0.2.15 for the
- * guest), forwards DNS (10.0.2.3), reaches the host's loopback as 10.0.2.2,
- * and forwards host ports to the guest (hostfwd). No privileges needed.
+ * guest), forwards DNS (10.0.2.3), makes the guest's connections from the
+ * host's sockets, and forwards host ports to the guest (hostfwd). No
+ * privileges needed. 10.0.2.2 reaches the host's loopback only with
+ * host-loopback=on: services listening on 127.0.0.1 trust local users, and
+ * the guest is not one. restrict=on is libslirp's restricted mode: DHCP
+ * (without a router or DNS server) and hostfwd, no connection and no
+ * datagram out.
  *
  * libslirp is single-threaded and wants its own poll loop with timers, so
  * it runs on a thread of its own here. Frames cross between that thread
@@ -325,6 +330,8 @@ static int user_start_slirp(struct user *u, const struct net_config *cfg, char *
 {
 	SlirpConfig sc = {
 		.version = 4,
+		.restricted = cfg->restricted,
+		.disable_host_loopback = !cfg->host_loopback,
 		.in_enabled = true,
 		.vhostname = "vireo",
 		.if_mtu = u->be.mtu,

@@ -19,6 +19,8 @@
 #define CONFIG_MAX_CPUS 255 /* xAPIC ids in the MADT are 8 bits; 0xff is broadcast */
 #define CONFIG_MAX_DISKS 16 /* also bounded by the board's virtio slots */
 #define CONFIG_MAX_NICS 8
+#define CONFIG_DEFAULT_SERIAL_MAX (64ULL << 20)
+#define CONFIG_MIN_SERIAL_MAX (4ULL << 10) /* room for some output and the note that ends it */
 
 enum serial_mode {
 	SERIAL_STDIO,
@@ -46,6 +48,7 @@ struct vm_config {
 	bool memory_shared; /* RAM in a memfd another process can map (--memory SIZE,shared=on) */
 	enum serial_mode serial;
 	const char *serial_path; /* SERIAL_FILE only */
+	uint64_t serial_max;	 /* SERIAL_FILE: the file stops growing there; else 0 */
 	enum reboot_action reboot;
 	enum console_mode console;
 	bool rng;	   /* add virtio-rng */

@@ -72,22 +72,6 @@ static int parse_cpus(const char *arg, struct vm_config *cfg, char *err, size_t 
 	return 0;
 }
 
-static int parse_serial(const char *arg, struct vm_config *cfg, char *err, size_t err_len)
-{
-	if (strcmp(arg, "stdio") == 0) {
-		cfg->serial = SERIAL_STDIO;
-	} else if (strcmp(arg, "off") == 0) {
-		cfg->serial = SERIAL_OFF;
-	} else if (strncmp(arg, "file=", 5) == 0 && arg[5] != '\0') {
-		cfg->serial = SERIAL_FILE;
-		cfg->serial_path = arg + 5;
-	} else {
-		return errmsg(err, err_len, "--serial '%s' is not one of stdio, off, file=PATH",
-			      arg);
-	}
-	return 0;
-}
-
 static int parse_reboot(const char *arg, struct vm_config *cfg, char *err, size_t err_len)
 {
 	if (strcmp(arg, "exit") == 0)
@@ -127,16 +111,39 @@ static char *next_pair(char **cursor, char **value)
 	return pair;
 }
 
-static int parse_on_off(const char *option, const char *key, const char *value, bool *out,
-			char *err, size_t err_len)
+/* --serial stdio|off|file=PATH[,max=SIZE] */
+static int parse_serial(char *arg, struct vm_config *cfg, char *err, size_t err_len)
 {
-	if (value && strcmp(value, "on") == 0)
-		*out = true;
-	else if (value && strcmp(value, "off") == 0)
-		*out = false;
-	else
-		return errmsg(err, err_len, "%s %s=%s: use on or off", option, key,
-			      value ? value : "");
+	char *cursor = strchr(arg, ','), *key, *value;
+
+	if (cursor)
+		*cursor++ = '\0';
+	cfg->serial_max = 0;
+	if (strcmp(arg, "stdio") == 0) {
+		cfg->serial = SERIAL_STDIO;
+	} else if (strcmp(arg, "off") == 0) {
+		cfg->serial = SERIAL_OFF;
+	} else if (strncmp(arg, "file=", 5) == 0 && arg[5] != '\0') {
+		cfg->serial = SERIAL_FILE;
+		cfg->serial_path = arg + 5;
+		cfg->serial_max = CONFIG_DEFAULT_SERIAL_MAX;
+	} else {
+		return errmsg(err, err_len, "--serial '%s' is not one of stdio, off, file=PATH",
+			      arg);
+	}
+	while ((key = next_pair(&cursor, &value)) != NULL) {
+		if (strcmp(key, "max") != 0)
+			return errmsg(err, err_len, "--serial: unknown option '%s' (known: max)",
+				      key);
+		if (cfg->serial != SERIAL_FILE)
+			return errmsg(err, err_len, "--serial max= works with file=PATH only");
+		if (!value || options_parse_size(value, &cfg->serial_max) < 0)
+			return errmsg(err, err_len, "--serial max=%s is not a size (try 64M or 1G)",
+				      value ? value : "");
+		if (cfg->serial_max < CONFIG_MIN_SERIAL_MAX)
+			return errmsg(err, err_len, "--serial max=%s is too small (at least %lluK)",
+				      value, CONFIG_MIN_SERIAL_MAX >> 10);
+	}
 	return 0;
 }
 
@@ -156,7 +163,7 @@ static int parse_memory(char *arg, struct vm_config *cfg, char *err, size_t err_
 		if (strcmp(key, "shared") != 0)
 			return errmsg(err, err_len, "--memory: unknown option '%s' (known: shared)",
 				      key);
-		if (parse_on_off("--memory", key, value, &cfg->memory_shared, err, err_len) < 0)
+		if (errmsg_on_off("--memory", key, value, &cfg->memory_shared, err, err_len) < 0)
 			return -EINVAL;
 	}
 	return 0;
@@ -166,7 +173,7 @@ static int parse_disk_pair(struct disk_config *disk, const char *key, const char
 			   char *err, size_t err_len)
 {
 	if (strcmp(key, "readonly") == 0)
-		return parse_on_off("--disk", key, value, &disk->readonly, err, err_len);
+		return errmsg_on_off("--disk", key, value, &disk->readonly, err, err_len);
 	if (!value || !*value)
 		return errmsg(err, err_len, "--disk: '%s' needs a value (%s=...)", key, key);
 	if (strcmp(key, "path") == 0) {
@@ -414,7 +421,9 @@ void options_print_help(void)
 	       "                          shared=on puts it in a memfd other processes can map\n"
 	       "                          (default off: anonymous memory, with transparent huge pages)\n"
 	       "      --serial MODE       where the serial console (COM1, ttyS0) goes:\n"
-	       "                          stdio (default), file=PATH, off\n"
+	       "                          stdio (default), file=PATH[,max=SIZE], off; the file\n"
+	       "                          stops growing at SIZE (default 64M, at least 4K) with a\n"
+	       "                          line saying the rest was dropped\n"
 	       "      --reboot ACTION     when the guest reboots: exit (default, status 2) or restart\n"
 	       "      --name NAME         the VM's name (default '%s')\n"
 	       "      --disk SPEC         a virtio-blk disk, /dev/vda first; repeat for more (up to %d):\n"
@@ -434,12 +443,15 @@ void options_print_help(void)
 	       "                          tap=NAME     an existing TAP (never created nor deleted)\n"
 	       "                          bridge=NAME  a new TAP on that bridge, gone at exit (root)\n"
 	       "                          user         NAT, DHCP, DNS in the process (libslirp, no\n"
-	       "                                       root); guest 10.0.2.15, host 10.0.2.2\n"
+	       "                                       root); guest 10.0.2.15, gateway 10.0.2.2\n"
 	       "                          then any of ,mac=52:54:00:12:34:56 (default: derived from\n"
 	       "                          --name and the NIC's position) ,mtu=N (default: the\n"
 	       "                          interface's, 1500 for user) ,vhost=on (TAPs: the kernel\n"
 	       "                          moves the frames) ,hostfwd=tcp:127.0.0.1:2222-:22 (user;\n"
 	       "                          [tcp|udp]:[HOSTADDR]:HOSTPORT-[GUESTADDR]:GUESTPORT)\n"
+	       "                          ,host-loopback=on (user: 10.0.2.2 reaches the host's\n"
+	       "                          127.0.0.1; default off) ,restrict=on (user: the guest can\n"
+	       "                          send nothing out, hostfwd still reaches it; default off)\n"
 	       "\n"
 	       "On a terminal the console is raw: Ctrl-A x quits, Ctrl-A h lists the keys.\n"
 	       "\n"

@@ -334,6 +334,7 @@ static int vm_build(struct vm *vm, const char **why)
 	struct board_config board = {
 		.nr_cpus = vm->cfg->nr_cpus,
 		.serial_out_fd = vm->serial_fd,
+		.serial_out_max = vm->cfg->serial_max,
 		.kvm = &vm->kvm,
 		.power = { .request = vm_power_request, .opaque = vm },
 	};

@@ -43,7 +43,7 @@ static int board_add_serial(struct board *board, const struct board_config *cfg)
 		.set = kvm_irq_line_set, .opaque = cfg->kvm, .gsi = LAYOUT_COM1_IRQ,
 	};
 
-	board->serial = serial_create(&irq, cfg->serial_out_fd);
+	board->serial = serial_create(&irq, cfg->serial_out_fd, cfg->serial_out_max);
 	if (!board->serial)
 		return -ENOMEM;
 	return serial_register(board->serial, &board->pio, LAYOUT_COM1_PORT);

@@ -42,6 +42,7 @@ struct board {
 struct board_config {
 	unsigned int nr_cpus;
 	int serial_out_fd;	       /* -1 drops the console output */
+	uint64_t serial_out_max;       /* the file stops growing there (0: no cap; serial.h) */
 	struct kvm *kvm;	       /* interrupts, ioeventfds */
 	struct power_control power;    /* what power-off and reset requests reach */
 };

@@ -1,6 +1,8 @@
 /*
  * What the network backends share and need no network for: the --net
- * syntax (net_parse_spec, through the command line too), MAC addresses.
+ * syntax (net_parse_spec, through the command line too), MAC addresses;
+ * and user networking frame by frame, with the host's loopback as the
+ * only network it reaches.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -12,6 +14,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -78,6 +81,8 @@ static void test_net_spec_bridge_and_user_defaults(void **state)
 	assert_int_equal(p.rc, 0);
 	assert_int_equal(p.cfg.kind, NET_USER);
 	assert_int_equal(p.cfg.nr_hostfwd, 0);
+	assert_false(p.cfg.restricted);
+	assert_false(p.cfg.host_loopback); /* the host's 127.0.0.1 stays the host's own */
 	parse(&p, "mac=02:00:00:00:00:01,tap=t1"); /* the backend may come later */
 	assert_int_equal(p.rc, 0);
 	assert_int_equal(p.cfg.kind, NET_TAP);
@@ -106,6 +111,30 @@ static void test_net_spec_hostfwd(void **state)
 	assert_false(f[2].udp);
 	assert_int_equal(ntohl(f[2].host_addr.s_addr), INADDR_LOOPBACK); /* the safe default */
 	assert_int_equal(f[2].host_port, 8080);
+}
+
+static void test_net_spec_user_restrict_and_host_loopback(void **state)
+{
+	struct parsed p;
+
+	(void)state;
+	parse(&p, "user,restrict=on,host-loopback=on");
+	assert_int_equal(p.rc, 0);
+	assert_true(p.cfg.restricted);
+	assert_true(p.cfg.host_loopback);
+	parse(&p, "user,restrict=off,host-loopback=off");
+	assert_int_equal(p.rc, 0);
+	assert_false(p.cfg.restricted);
+	assert_false(p.cfg.host_loopback);
+	parse(&p, "user,restrict=yes");
+	assert_string_equal(p.err, "--net restrict=yes: use on or off");
+	parse(&p, "user,host-loopback");
+	assert_string_equal(p.err, "--net host-loopback=: use on or off");
+	parse(&p, "tap=t0,restrict=on");
+	assert_string_equal(p.err, "--net restrict= works with user networking only");
+	parse(&p, "host-loopback=on,bridge=br0");
+	assert_string_equal(p.err, "--net host-loopback= works with user networking only");
+	assert_int_equal(p.rc, -EINVAL);
 }
 
 static void test_net_spec_rejects_bad_input_naming_it(void **state)
@@ -232,76 +261,226 @@ static ssize_t user_exchange(struct net_backend *be, const uint8_t *frame, size_
 	return -1;
 }
 
-static struct net_backend *user_backend(void)
+static struct net_backend *user_backend_with(const char *spec)
 {
-	struct net_config cfg = { .kind = NET_USER };
-	char err[256];
-	struct net_backend *be = net_open(&cfg, err, sizeof(err));
+	struct parsed p;
+	struct net_backend *be;
 
+	parse(&p, spec);
+	assert_int_equal(p.rc, 0);
+	be = net_open(&p.cfg, p.err, sizeof(p.err));
 	if (!be)
-		fail_msg("user_open: %s", err);
+		fail_msg("user_open: %s", p.err);
 	assert_int_equal(be->features, 0);
 	assert_int_equal(be->mtu, NET_DEFAULT_MTU);
 	return be;
 }
 
-static void test_net_user_answers_arp_for_the_gateway(void **state)
-{
-	struct net_backend *be = user_backend();
-	uint8_t arp[60] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff }, reply[2048];
-	const uint8_t body[] = { 0x08, 0x06, 0, 1, 0x08, 0x00, 6, 4, 0, 1 };
-	const uint8_t gateway[4] = { 10, 0, 2, 2 }, me[4] = { 10, 0, 2, 15 };
-	ssize_t n;
+static const uint8_t gateway_ip[4] = { 10, 0, 2, 2 }, guest_ip[4] = { 10, 0, 2, 15 };
 
-	(void)state;
+/* The guest asks who 10.0.2.2 is; libslirp learns the guest's MAC from it. */
+static ssize_t user_arp_for_gateway(struct net_backend *be, uint8_t *reply, size_t len)
+{
+	uint8_t arp[60] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff };
+	const uint8_t body[] = { 0x08, 0x06, 0, 1, 0x08, 0x00, 6, 4, 0, 1 };
+
 	memcpy(arp + 6, guest_mac, 6);
 	memcpy(arp + 12, body, sizeof(body));
 	memcpy(arp + 22, guest_mac, 6);
-	memcpy(arp + 28, me, 4);
-	memcpy(arp + 38, gateway, 4);
-	n = user_exchange(be, arp, sizeof(arp), reply, sizeof(reply), 0x0806);
-	assert_true(n >= 42);
-	assert_memory_equal(reply, guest_mac, 6);	    /* to us */
-	assert_int_equal(reply[21], 2);			    /* an ARP reply */
-	assert_memory_equal(reply + 28, gateway, 4);	    /* from 10.0.2.2 */
-	net_close(be);
+	memcpy(arp + 28, guest_ip, 4);
+	memcpy(arp + 38, gateway_ip, 4);
+	return user_exchange(be, arp, sizeof(arp), reply, len, 0x0806);
 }
 
-/* A DHCPDISCOVER from 0.0.0.0 gets an offer of 10.0.2.15. */
-static void test_net_user_offers_an_address_by_dhcp(void **state)
+static void test_net_user_answers_arp_for_the_gateway(void **state)
 {
-	struct net_backend *be = user_backend();
-	uint8_t f[342] = { 0 }, reply[2048];
-	const uint8_t ip_hdr[] = { 0x45, 0, 0x01, 0x48, 0, 0, 0, 0, 64, 17, 0, 0, 0, 0, 0, 0,
-				   255, 255, 255, 255 };
-	const uint8_t options[] = { 99, 130, 83, 99, 53, 1, 1, 255 };
-	const uint8_t offered[4] = { 10, 0, 2, 15 };
-	uint32_t sum = 0;
+	struct net_backend *be = user_backend_with("user");
+	uint8_t reply[2048];
 	ssize_t n;
 
 	(void)state;
-	memset(f, 0xff, 6);
-	memcpy(f + 6, guest_mac, 6);
-	f[12] = 0x08;
-	memcpy(f + 14, ip_hdr, sizeof(ip_hdr));
-	for (int i = 14; i < 34; i += 2)
-		sum += (uint32_t)(f[i] << 8 | f[i + 1]);
+	n = user_arp_for_gateway(be, reply, sizeof(reply));
+	assert_true(n >= 42);
+	assert_memory_equal(reply, guest_mac, 6);	    /* to us */
+	assert_int_equal(reply[21], 2);			    /* an ARP reply */
+	assert_memory_equal(reply + 28, gateway_ip, 4);	    /* from 10.0.2.2 */
+	net_close(be);
+}
+
+/* The Internet checksum (RFC 1071) of the 16-bit words of p, on top of sum. */
+static uint16_t inet_checksum(const uint8_t *p, size_t len, uint32_t sum)
+{
+	for (size_t i = 0; i + 1 < len; i += 2)
+		sum += (uint32_t)(p[i] << 8 | p[i + 1]);
 	while (sum >> 16)
 		sum = (sum & 0xffff) + (sum >> 16);
-	f[24] = (uint8_t)(~sum >> 8);
-	f[25] = (uint8_t)~sum;
+	return (uint16_t)~sum;
+}
+
+static void put16(uint8_t *p, uint16_t v)
+{
+	p[0] = (uint8_t)(v >> 8);
+	p[1] = (uint8_t)v;
+}
+
+/* An IPv4 header at f + 14 with proto and total length; the checksum filled in. */
+static void put_ip_header(uint8_t *f, uint8_t proto, uint16_t total, const uint8_t src[4],
+			  const uint8_t dst[4])
+{
+	uint8_t *ip = f + 14;
+
+	f[12] = 0x08;
+	f[13] = 0x00;
+	ip[0] = 0x45;
+	put16(ip + 2, total);
+	ip[8] = 64;
+	ip[9] = proto;
+	memcpy(ip + 12, src, 4);
+	memcpy(ip + 16, dst, 4);
+	put16(ip + 10, inet_checksum(ip, 20, 0));
+}
+
+/* A DHCPDISCOVER from 0.0.0.0 on a backend spec opens; the answer's length, in reply. */
+static ssize_t user_dhcp_discover(const char *spec, uint8_t *reply, size_t len)
+{
+	struct net_backend *be = user_backend_with(spec);
+	uint8_t f[342] = { 0 };
+	ssize_t n;
+	const uint8_t any[4] = { 0 }, all[4] = { 255, 255, 255, 255 };
+	const uint8_t options[] = { 99, 130, 83, 99, 53, 1, 1, 255 };
+
+	memset(f, 0xff, 6);
+	memcpy(f + 6, guest_mac, 6);
+	put_ip_header(f, 17, sizeof(f) - 14, any, all);
 	f[34] = 0; f[35] = 68; f[36] = 0; f[37] = 67; /* UDP 68 -> 67, no checksum */
-	f[38] = 0x01; f[39] = 0x34;
+	put16(f + 38, sizeof(f) - 34);
 	f[42] = 1; f[43] = 1; f[44] = 6;		   /* BOOTREQUEST, Ethernet */
 	f[46] = 0x12; f[47] = 0x34; f[48] = 0x56; f[49] = 0x78; /* xid */
 	memcpy(f + 70, guest_mac, 6);			   /* chaddr */
 	memcpy(f + 278, options, sizeof(options));
-	n = user_exchange(be, f, sizeof(f), reply, sizeof(reply), 0x0800);
+	n = user_exchange(be, f, sizeof(f), reply, len, 0x0800);
+	net_close(be);
+	return n;
+}
+
+/* Whether the DHCP reply of n bytes carries option code. */
+static bool dhcp_has_option(const uint8_t *reply, ssize_t n, uint8_t code)
+{
+	for (ssize_t i = 282; i + 1 < n && reply[i] != 255; i += 2 + reply[i + 1]) {
+		if (reply[i] == code)
+			return true;
+	}
+	return false;
+}
+
+#define DHCP_ROUTER 3
+#define DHCP_DNS_SERVER 6
+
+/* The offer gives 10.0.2.15, with 10.0.2.2 as the router and 10.0.2.3 for DNS. */
+static void test_net_user_offers_an_address_by_dhcp(void **state)
+{
+	uint8_t reply[2048];
+	ssize_t n = user_dhcp_discover("user", reply, sizeof(reply));
+
+	(void)state;
 	assert_true(n > 282);
 	assert_int_equal(reply[23], 17);		   /* UDP */
 	assert_int_equal(reply[42], 2);			   /* BOOTREPLY */
-	assert_memory_equal(reply + 58, offered, 4);	   /* yiaddr */
+	assert_memory_equal(reply + 58, guest_ip, 4);	   /* yiaddr */
+	assert_true(dhcp_has_option(reply, n, DHCP_ROUTER));
+	assert_true(dhcp_has_option(reply, n, DHCP_DNS_SERVER));
+}
+
+/* restrict=on: an address, but no way out to send anything through. */
+static void test_net_user_restricted_offers_no_router_and_no_dns(void **state)
+{
+	uint8_t reply[2048];
+	ssize_t n = user_dhcp_discover("user,restrict=on", reply, sizeof(reply));
+
+	(void)state;
+	assert_true(n > 282);
+	assert_memory_equal(reply + 58, guest_ip, 4);
+	assert_false(dhcp_has_option(reply, n, DHCP_ROUTER));
+	assert_false(dhcp_has_option(reply, n, DHCP_DNS_SERVER));
+}
+
+/*
+ * The guest sends a SYN to 10.0.2.2 at the port of a listener on the
+ * host's 127.0.0.1; returns libslirp's answer (an IPv4 frame) in reply.
+ */
+static ssize_t user_connect_to_host_loopback(const char *spec, uint8_t *reply, size_t len)
+{
+	struct net_backend *be = user_backend_with(spec);
+	struct sockaddr_in addr = { .sin_family = AF_INET,
+				    .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t addr_len = sizeof(addr);
+	int listener = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	uint8_t f[54] = { 0 }, pseudo[12] = { 0 };
+	uint8_t *tcp = f + 34;
+	ssize_t n;
+
+	assert_true(listener >= 0);
+	assert_int_equal(bind(listener, (struct sockaddr *)&addr, sizeof(addr)), 0);
+	assert_int_equal(listen(listener, 1), 0);
+	assert_int_equal(getsockname(listener, (struct sockaddr *)&addr, &addr_len), 0);
+	n = user_arp_for_gateway(be, reply, len);
+	assert_true(n >= 42);
+	memcpy(f, reply + 22, 6); /* the gateway's MAC, from its ARP reply */
+	memcpy(f + 6, guest_mac, 6);
+	put_ip_header(f, 6, sizeof(f) - 14, guest_ip, gateway_ip);
+	put16(tcp, 40000);
+	put16(tcp + 2, ntohs(addr.sin_port));
+	tcp[7] = 1;		/* sequence number */
+	tcp[12] = 5 << 4;	/* 20-byte header */
+	tcp[13] = 0x02;		/* SYN */
+	put16(tcp + 14, 0xffff); /* window */
+	memcpy(pseudo, guest_ip, 4);
+	memcpy(pseudo + 4, gateway_ip, 4);
+	pseudo[9] = 6;
+	pseudo[11] = 20;
+	put16(tcp + 16, inet_checksum(tcp, 20, (uint16_t)~inet_checksum(pseudo, 12, 0)));
+	n = user_exchange(be, f, sizeof(f), reply, len, 0x0800);
 	net_close(be);
+	close(listener);
+	return n;
+}
+
+#define IPPROTO_OF(frame) ((frame)[23])
+#define TCP_FLAGS_OF(frame) ((frame)[47])
+#define ICMP_TYPE_OF(frame) ((frame)[34])
+
+/* By default 10.0.2.2 is no way to the host's 127.0.0.1: libslirp says unreachable. */
+static void test_net_user_gateway_does_not_reach_host_loopback_by_default(void **state)
+{
+	uint8_t reply[2048];
+
+	(void)state;
+	assert_true(user_connect_to_host_loopback("user", reply, sizeof(reply)) >= 34 + 8);
+	assert_int_equal(IPPROTO_OF(reply), IPPROTO_ICMP);
+	assert_int_equal(ICMP_TYPE_OF(reply), 3); /* destination unreachable */
+}
+
+static void test_net_user_gateway_reaches_host_loopback_when_asked(void **state)
+{
+	uint8_t reply[2048];
+
+	(void)state;
+	assert_true(user_connect_to_host_loopback("user,host-loopback=on", reply,
+						  sizeof(reply)) >= 54);
+	assert_int_equal(IPPROTO_OF(reply), IPPROTO_TCP);
+	assert_int_equal(TCP_FLAGS_OF(reply), 0x12); /* SYN+ACK: the listener took it */
+}
+
+/* restrict=on refuses the guest's connections, to 10.0.2.2 as anywhere else. */
+static void test_net_user_restricted_refuses_the_guests_connections(void **state)
+{
+	uint8_t reply[2048];
+
+	(void)state;
+	assert_true(user_connect_to_host_loopback("user,restrict=on,host-loopback=on", reply,
+						  sizeof(reply)) >= 54);
+	assert_int_equal(IPPROTO_OF(reply), IPPROTO_TCP);
+	assert_true(TCP_FLAGS_OF(reply) & 0x04); /* RST */
 }
 
 int main(void)
@@ -310,12 +489,17 @@ int main(void)
 		cmocka_unit_test(test_net_spec_tap_with_every_key),
 		cmocka_unit_test(test_net_spec_bridge_and_user_defaults),
 		cmocka_unit_test(test_net_spec_hostfwd),
+		cmocka_unit_test(test_net_spec_user_restrict_and_host_loopback),
 		cmocka_unit_test(test_net_spec_rejects_bad_input_naming_it),
 		cmocka_unit_test(test_net_option_repeats_up_to_the_limit),
 		cmocka_unit_test(test_net_default_mac_is_stable_local_and_unicast),
 		cmocka_unit_test(test_net_parse_mac_accepts_both_separators),
 		cmocka_unit_test(test_net_user_answers_arp_for_the_gateway),
 		cmocka_unit_test(test_net_user_offers_an_address_by_dhcp),
+		cmocka_unit_test(test_net_user_restricted_offers_no_router_and_no_dns),
+		cmocka_unit_test(test_net_user_gateway_does_not_reach_host_loopback_by_default),
+		cmocka_unit_test(test_net_user_gateway_reaches_host_loopback_when_asked),
+		cmocka_unit_test(test_net_user_restricted_refuses_the_guests_connections),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -136,6 +136,43 @@ static void test_options_serial_modes(void **state)
 	assert_rejected(&p, "tcp:1234");
 }
 
+/* A guest must not fill the host's disk: a serial file has a cap, 64 MiB unless given. */
+static void test_options_serial_file_cap(void **state)
+{
+	static const struct {
+		const char *spec, *sentence;
+	} refused[] = {
+		{ "file=out.txt,max=1K", "--serial max=1K is too small (at least 4K)" },
+		{ "file=out.txt,max=lots", "--serial max=lots is not a size (try 64M or 1G)" },
+		{ "file=out.txt,max=", "--serial max= is not a size (try 64M or 1G)" },
+		{ "file=out.txt,size=1M", "--serial: unknown option 'size' (known: max)" },
+		{ "stdio,max=1M", "--serial max= works with file=PATH only" },
+	};
+	char one_meg[] = "file=out.txt,max=1M", least[] = "file=out.txt,max=4K";
+	struct parsed p = PARSE("run", "-k", "k", "--serial", "file=out.txt");
+
+	(void)state;
+	assert_int_equal(p.rc, 0);
+	assert_int_equal(p.cfg.serial_max, 64 * MiB);
+	p = PARSE("run", "-k", "k", "--serial", one_meg);
+	assert_int_equal(p.rc, 0);
+	assert_string_equal(p.cfg.serial_path, "out.txt");
+	assert_int_equal(p.cfg.serial_max, 1 * MiB);
+	p = PARSE("run", "-k", "k", "--serial", least);
+	assert_int_equal(p.rc, 0);
+	assert_int_equal(p.cfg.serial_max, 4096);
+	p = PARSE("run", "-k", "k", "--serial", "stdio");
+	assert_int_equal(p.cfg.serial_max, 0); /* a terminal or a pipe: not capped */
+	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+		char spec[64]; /* --serial edits its argument in place */
+
+		snprintf(spec, sizeof(spec), "%s", refused[i].spec);
+		p = PARSE("run", "-k", "k", "--serial", spec);
+		assert_int_equal(p.rc, -EINVAL);
+		assert_string_equal(p.err, refused[i].sentence);
+	}
+}
+
 /* --rng edits its argument in place, as --disk does: give it writable strings. */
 static void test_options_console_and_rng(void **state)
 {
@@ -485,6 +522,7 @@ int main(void)
 		cmocka_unit_test(test_options_run_accepts_every_long_option),
 		cmocka_unit_test(test_options_run_accepts_short_options_and_equals_form),
 		cmocka_unit_test(test_options_serial_modes),
+		cmocka_unit_test(test_options_serial_file_cap),
 		cmocka_unit_test(test_options_console_and_rng),
 		cmocka_unit_test(test_options_rejects_bad_reboot_and_empty_name),
 		cmocka_unit_test(test_options_parse_size_units),

@@ -14,6 +14,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -52,7 +54,7 @@ static int setup(void **state)
 
 	assert_non_null(h);
 	assert_int_equal(pipe2(h->out, O_NONBLOCK | O_CLOEXEC), 0);
-	h->serial = serial_create(&line, h->out[1]);
+	h->serial = serial_create(&line, h->out[1], 0);
 	assert_non_null(h->serial);
 	bus_init(&h->pio);
 	assert_int_equal(serial_register(h->serial, &h->pio, LAYOUT_COM1_PORT), 0);
@@ -436,22 +438,121 @@ static void test_serial_survives_output_reader_gone(void **state)
 	signal(SIGPIPE, old);
 }
 
-static void test_serial_discards_output_without_fd(void **state)
+/* A serial port on a bus of its own whose output goes to fd, capped at max bytes. */
+struct port {
+	struct serial *serial;
+	struct bus pio;
+};
+
+static void port_open(struct port *c, int fd, uint64_t max)
 {
 	struct irq_line line = { 0 };
-	struct serial *serial = serial_create(&line, -1);
-	struct bus pio;
-	uint8_t c = 'x';
+
+	c->serial = serial_create(&line, fd, max);
+	assert_non_null(c->serial);
+	bus_init(&c->pio);
+	assert_int_equal(serial_register(c->serial, &c->pio, LAYOUT_COM1_PORT), 0);
+}
+
+/* The guest writes len bytes of a pattern to THR; it sees each one go at once. */
+static void port_transmit(struct port *c, size_t len)
+{
+	uint8_t lsr;
+
+	for (size_t i = 0; i < len; i++) {
+		uint8_t byte = (uint8_t)('a' + i % 26);
+
+		assert_true(bus_write(&c->pio, LAYOUT_COM1_PORT + UART_TX, &byte, 1));
+		assert_true(bus_read(&c->pio, LAYOUT_COM1_PORT + UART_LSR, &lsr, 1));
+		assert_int_equal(lsr & (UART_LSR_THRE | UART_LSR_TEMT),
+				 UART_LSR_THRE | UART_LSR_TEMT);
+	}
+}
+
+static void port_close(struct port *c)
+{
+	bus_destroy(&c->pio);
+	serial_destroy(c->serial);
+}
+
+static void test_serial_discards_output_without_fd(void **state)
+{
+	struct port c;
 
 	(void)state;
-	assert_non_null(serial);
-	bus_init(&pio);
-	assert_int_equal(serial_register(serial, &pio, LAYOUT_COM1_PORT), 0);
-	assert_true(bus_write(&pio, LAYOUT_COM1_PORT + UART_TX, &c, 1));
-	assert_true(bus_read(&pio, LAYOUT_COM1_PORT + UART_LSR, &c, 1));
-	assert_true(c & UART_LSR_THRE);
-	bus_destroy(&pio);
-	serial_destroy(serial);
+	port_open(&c, -1, 0);
+	port_transmit(&c, 1);
+	port_close(&c);
+}
+
+static off_t file_size(int fd)
+{
+	struct stat st;
+
+	assert_int_equal(fstat(fd, &st), 0);
+	return st.st_size;
+}
+
+static size_t count_notes(const char *buf, size_t len)
+{
+	size_t n = 0;
+
+	for (const char *p = buf; (p = memmem(p, len - (size_t)(p - buf), SERIAL_FULL_NOTE,
+					    strlen(SERIAL_FULL_NOTE))) != NULL; p++)
+		n++;
+	return n;
+}
+
+static void test_serial_file_stops_growing_at_its_cap(void **state)
+{
+	enum { MAX = 4096, NOTE = sizeof(SERIAL_FULL_NOTE) - 1 };
+	int fd = memfd_create("serial-out", MFD_CLOEXEC);
+	struct port c;
+	char *file = malloc(MAX);
+
+	(void)state;
+	assert_true(fd >= 0);
+	assert_non_null(file);
+	port_open(&c, fd, MAX);
+	port_transmit(&c, 3 * MAX);
+	port_close(&c);
+	assert_int_equal(file_size(fd), MAX);
+	assert_int_equal(pread(fd, file, MAX, 0), MAX);
+	for (size_t i = 0; i < MAX - NOTE; i++)
+		assert_int_equal(file[i], 'a' + i % 26);
+	assert_memory_equal(file + MAX - NOTE, SERIAL_FULL_NOTE, NOTE);
+	free(file);
+	close(fd);
+}
+
+/* --reboot restart makes a new device on the same file: it starts where the last one ended. */
+static void test_serial_cap_counts_what_the_file_already_holds(void **state)
+{
+	enum { MAX = 4096, EARLIER = 1000 };
+	int fd = memfd_create("serial-out", MFD_CLOEXEC);
+	char *file = calloc(1, MAX);
+	struct port c;
+
+	(void)state;
+	assert_true(fd >= 0);
+	assert_non_null(file);
+	assert_int_equal(write(fd, file, EARLIER), EARLIER);
+	port_open(&c, fd, MAX);
+	port_transmit(&c, MAX - EARLIER - 100); /* fits */
+	port_close(&c);
+	assert_int_equal(file_size(fd), MAX - 100);
+	port_open(&c, fd, MAX);
+	port_transmit(&c, MAX);
+	port_close(&c);
+	assert_int_equal(file_size(fd), MAX);
+	port_open(&c, fd, MAX);
+	port_transmit(&c, 10);
+	port_close(&c);
+	assert_int_equal(file_size(fd), MAX);
+	assert_int_equal(pread(fd, file, MAX, 0), MAX);
+	assert_int_equal(count_notes(file, MAX), 1);
+	free(file);
+	close(fd);
 }
 
 static void test_serial_claims_exactly_eight_ports(void **state)
@@ -490,6 +591,8 @@ int main(void)
 		SERIAL_TEST(test_serial_receive_from_io_thread_keeps_order),
 		SERIAL_TEST(test_serial_survives_output_reader_gone),
 		cmocka_unit_test(test_serial_discards_output_without_fd),
+		cmocka_unit_test(test_serial_file_stops_growing_at_its_cap),
+		cmocka_unit_test(test_serial_cap_counts_what_the_file_already_holds),
 		SERIAL_TEST(test_serial_claims_exactly_eight_ports),
 	};
 

@@ -4,10 +4,14 @@
 # the MTU and MAC as configured, the offloads in `ethtool -k`, ping both ways, and 32 MiB each
 # way over TCP with matching SHA-256 (host -> guest by HTTP, guest -> host by nc), and ping
 # again after the guest reloads virtio_net (a device reset: vhost hands the queues back and
-# takes them again). Then user
-# networking (libslirp): DHCP, a name resolved through libslirp's DNS forwarding, a download
-# from a server on the host's loopback, the host reaching a server in the guest through
-# hostfwd. Last, the errors for a TAP or bridge that is not there.
+# takes them again). Then user networking (libslirp), one boot with three NICs. eth0
+# (host-loopback=on): DHCP, a name resolved through libslirp's DNS forwarding, a download from
+# a server on the host's loopback, a page from a server on another host address, the host
+# reaching a server in the guest through hostfwd. eth1 (the defaults): the host's loopback is
+# out of reach at 10.0.2.2, while DNS forwarding to the resolver on that loopback still works.
+# eth2 (restrict=on): the server on the other host address is out of reach, and hostfwd still
+# reaches the guest. The guest picks the NIC by source address and per-test routes.
+# Last, the errors for a TAP or bridge that is not there.
 #
 # Everything happens in a network namespace this scenario creates (unshare -n), never in the
 # machine's own: the host end is 198.51.100.1/25 on the TAP and 198.51.100.129/25 on the bridge.
@@ -153,6 +157,8 @@ fi
 head -c 4194304 "$WORK/www/data" >"$WORK/www/small"
 small_sum=$(sha256sum <"$WORK/www/small" | cut -d' ' -f1)
 token="vireo-$$-token"
+host_token="vireo-$$-host"
+echo "$host_token" >"$WORK/www/token"
 busybox httpd -f -p 127.0.0.1:8081 -h "$WORK/www" &
 pids="$pids $!"
 # libslirp sends the guest's queries to 10.0.2.3 on to the first nameserver of
@@ -176,23 +182,33 @@ user_script='echo "[ \"\$1\" = bound ] && ifconfig \$interface \$ip netmask \$su
 ip link set eth0 up; udhcpc -i eth0 -n -q -t 5 -s /tmp/u;
 nslookup vireo.test 10.0.2.3 2>&1 | grep -q "198\.51\.100\.77" && echo VIREO-DNS-FORWARDED;
 wget -q -O /tmp/in http://10.0.2.2:8081/small && echo VIREO-USER-DOWN $(sha256sum </tmp/in | cut -d" " -f1);
+t() { r=$(timeout 9 wget -q -O - $1 2>&1) && echo reached $r || echo failed: $r; };
+ip link set eth1 up; ip addr add 10.0.2.16/32 dev eth1; ip link set eth2 up; ip addr add 10.0.2.17/32 dev eth2;
+ip rule add from 10.0.2.17 table 17; ip route add default via 10.0.2.2 dev eth2 onlink table 17;
+echo VIREO-OPEN $(t http://198.51.100.1:8080/token);
+ip route add 10.0.2.2/31 dev eth1 src 10.0.2.16; echo VIREO-LOOPBACK-DEFAULT $(t http://10.0.2.2:8081/token);
+nslookup vireo.test 10.0.2.3 2>&1 | grep -q "198\.51\.100\.77" && echo VIREO-DNS-DEFAULT; ip route del 10.0.2.2/31 dev eth1;
+ip route add 198.51.100.1 via 10.0.2.2 dev eth2 onlink src 10.0.2.17; echo VIREO-RESTRICTED $(t http://198.51.100.1:8080/token);
 mkdir -p /tmp/www; echo TOKEN >/tmp/www/token; httpd -p 80 -h /tmp/www;
 echo VIREO-WAIT-HOST; nc -l -p 5009 >/dev/null'
 user_script=$(printf '%s' "$user_script" | sed "s/TOKEN/$token/" | tr '\n' ' ')
 vm_start net-user run --kernel "$KIT/vmlinuz" --initramfs "$KIT/initramfs.cpio.gz" \
 	--memory 512M --cmdline "$(guest_cmdline "$user_script")" \
-	--net user,hostfwd=tcp:127.0.0.1:2280-:80,hostfwd=tcp:127.0.0.1:5009-:5009
+	--net user,host-loopback=on,hostfwd=tcp:127.0.0.1:2280-:80,hostfwd=tcp:127.0.0.1:5009-:5009 \
+	--net user --net user,restrict=on,hostfwd=tcp:127.0.0.1:2282-10.0.2.17:80
 if vm_wait_output VIREO-WAIT-HOST 1 "$BOOT_TIMEOUT"; then
 	fwd=$(busybox wget -q -O - http://127.0.0.1:2280/token 2>/dev/null)
+	fwd_restricted=$(busybox wget -q -O - http://127.0.0.1:2282/token 2>/dev/null)
 	nc 127.0.0.1 5009 </dev/null >/dev/null 2>&1
 else
-	fwd="not tried (the guest did not get that far)"
+	fwd="not tried (the guest did not get that far)" fwd_restricted=$fwd
 fi
 vm_wait
 expect_exit net-user-poweroff 0
 expect_console net-user-dhcp '^VIREO-DHCP 10\.0\.2\.15 10\.0\.2\.2 10\.0\.2\.3'
 if [ -n "$dns" ]; then
 	expect_console net-user-dns-forwarded '^VIREO-DNS-FORWARDED'
+	expect_console net-user-dns-forwarded-without-host-loopback '^VIREO-DNS-DEFAULT'
 else
 	skip net-user-dns-forwarded "no dnsmasq (Debian package dnsmasq-base) to answer the queries"
 fi
@@ -201,6 +217,20 @@ if [ "$fwd" = "$token" ]; then
 	pass net-user-hostfwd-reaches-guest
 else
 	fail net-user-hostfwd-reaches-guest "want '$token' from the guest's server, got '$fwd'"
+fi
+# libslirp answers a blocked connection at once (ICMP unreachable, or a reset with
+# restrict=on): wget gets no byte and says it cannot connect. The servers are those that
+# eth0 reached: 127.0.0.1:8081 for the download, 198.51.100.1:8080 for VIREO-OPEN.
+# (busybox 1.35's wget -T crashes when the connection fails: timeout(1) bounds it instead.)
+expect_console net-user-reaches-another-host-address "^VIREO-OPEN reached $host_token"
+expect_console net-user-host-loopback-off-by-default \
+	"^VIREO-LOOPBACK-DEFAULT failed: wget: can't connect to remote host"
+expect_console net-user-restrict-blocks-outbound \
+	"^VIREO-RESTRICTED failed: wget: can't connect to remote host"
+if [ "$fwd_restricted" = "$token" ]; then
+	pass net-user-restrict-hostfwd-reaches-guest
+else
+	fail net-user-restrict-hostfwd-reaches-guest "want '$token' from the guest's server, got '$fwd_restricted'"
 fi
 
 # Errors: refused before a guest runs, one line naming the interface.
