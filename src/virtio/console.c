@@ -8,6 +8,11 @@
  * request held, its buffers trimmed by what went out, and the device
  * watches out_fd for EPOLLOUT and goes on where it stopped. The guest's
  * buffers are not copied: they stay the request's until it is pushed.
+ *
+ * A turn serves at most VIRTIO_CONSOLE_TX_BYTES or _REQUESTS, so a guest
+ * printing gigabytes to a fast file holds the thread no longer than that:
+ * then the device signals wake_fd, an eventfd of its own on the loop, and
+ * goes on after the other devices and the signals had their turn.
  */
 #include "virtio/console.h"
 
@@ -34,6 +39,8 @@ struct virtio_console {
 	int out_flags;	      /* out_fd's flags before O_NONBLOCK was added; -1: untouched */
 	bool out_watched;     /* the loop watches out_fd for EPOLLOUT */
 	struct event_handler out_handler;
+	int wake_fd;	      /* eventfd on the loop: the transmitq's budget ran out */
+	struct event_handler wake_handler;
 	int room_fd;	      /* eventfd: see console.h */
 	bool want_room;	      /* a receive came up short: signal room_fd when buffers come */
 	struct virtq_req req; /* the receive request being filled */
@@ -80,12 +87,13 @@ static void console_queue_done(struct virtio_device *vdev, unsigned int q, bool 
 }
 
 /*
- * Writes the rest of the held request; each buffer is trimmed by what went
- * out, so the next call resumes there. Returns 0 when all of it is out (or
- * dropped: a write error means the reader went away), -EAGAIN when out_fd
+ * Writes the rest of the held request, at most *budget bytes of it; each
+ * buffer is trimmed by what went out, so the next call resumes there.
+ * Returns 1 when all of it is out (or dropped: a write error means the
+ * reader went away), 0 when the budget ran out first, -EAGAIN when out_fd
  * is full. Device-writable buffers are ignored.
  */
-static int console_write_held(struct virtio_console *vcon)
+static int console_write_held(struct virtio_console *vcon, size_t *budget)
 {
 	struct virtq_req *req = &vcon->tx;
 
@@ -97,7 +105,9 @@ static int console_write_held(struct virtio_console *vcon)
 			vcon->tx_next++;
 			continue;
 		}
-		n = write(vcon->out_fd, iov->iov_base, iov->iov_len);
+		if (*budget == 0)
+			return 0;
+		n = write(vcon->out_fd, iov->iov_base, iov->iov_len < *budget ? iov->iov_len : *budget);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && errno == EAGAIN)
@@ -106,27 +116,35 @@ static int console_write_held(struct virtio_console *vcon)
 			break;
 		iov->iov_base = (uint8_t *)iov->iov_base + n;
 		iov->iov_len -= (size_t)n;
+		*budget -= (size_t)n;
 	}
-	return 0;
+	return 1;
 }
 
 /*
- * Serves the transmitq: the held request first, then new ones, until the
- * ring is empty or out_fd is full; then EPOLLOUT brings us back to the
- * held request. vdev->lock held, the device running.
+ * Serves the transmitq for one turn: the held request first, then new
+ * ones, until the ring is empty, out_fd is full (EPOLLOUT brings us back)
+ * or the budget is spent (wake_fd does). vdev->lock held, the device running.
  */
 static void console_tx_run(struct virtio_console *vcon)
 {
 	struct virtio_device *vdev = &vcon->vdev;
 	struct virtq *vq = &vdev->queues[CONSOLE_TX];
+	size_t bytes = VIRTIO_CONSOLE_TX_BYTES;
+	unsigned int requests = VIRTIO_CONSOLE_TX_REQUESTS;
 	bool pushed = false, full = false;
 	int rc;
 
 	for (;;) {
+		if (bytes == 0 || requests == 0) {
+			eventfd_write(vcon->wake_fd, 1);
+			break;
+		}
 		if (!vcon->tx_held) {
 			rc = virtq_pop_or_enable_notify(vq, &vcon->tx);
 			if (rc == 0 || rc == -EINVAL)
 				break;
+			requests--;
 			if (rc < 0) {
 				pushed = true; /* malformed (-EBADMSG): already pushed back */
 				continue;
@@ -134,8 +152,11 @@ static void console_tx_run(struct virtio_console *vcon)
 			vcon->tx_held = true;
 			vcon->tx_next = 0;
 		}
+		rc = console_write_held(vcon, &bytes);
+		if (rc == 0)
+			continue; /* the budget ran out inside it */
 		/* A full out_fd that cannot be waited for drops the rest, as a write error does. */
-		if (console_write_held(vcon) == -EAGAIN && console_watch_out(vcon, true) == 0) {
+		if (rc == -EAGAIN && console_watch_out(vcon, true) == 0) {
 			full = true;
 			break;
 		}
@@ -154,7 +175,7 @@ static bool queue_running(const struct virtio_device *vdev, unsigned int q)
 	return virtio_running(vdev) && vdev->queues[q].ready;
 }
 
-/* out_fd has room again: the held request goes on where it stopped. */
+/* out_fd has room again, or the turn came back: the transmitq goes on where it stopped. */
 static void console_on_out(void *opaque, uint32_t events)
 {
 	struct virtio_console *vcon = opaque;
@@ -166,6 +187,15 @@ static void console_on_out(void *opaque, uint32_t events)
 	else
 		console_watch_out(vcon, false); /* NEEDS_RESET: the reset drops the request */
 	pthread_mutex_unlock(&vcon->vdev.lock);
+}
+
+static void console_on_wake(void *opaque, uint32_t events)
+{
+	struct virtio_console *vcon = opaque;
+	eventfd_t count;
+
+	if (eventfd_read(vcon->wake_fd, &count) == 0)
+		console_on_out(vcon, events);
 }
 
 static void console_queue_notify(struct virtio_device *vdev, unsigned int q)
@@ -264,7 +294,6 @@ static int console_out_nonblock(struct virtio_console *vcon)
 	struct stat st;
 	int flags;
 
-	vcon->out_flags = -1;
 	if (vcon->out_fd < 0)
 		return 0;
 	flags = fcntl(vcon->out_fd, F_GETFL);
@@ -278,6 +307,19 @@ static int console_out_nonblock(struct virtio_console *vcon)
 	return 0;
 }
 
+/* Frees what create made, however far it got, and gives out_fd its flags back. */
+static void console_free(struct virtio_console *vcon)
+{
+	if (vcon->out_flags >= 0)
+		fcntl(vcon->out_fd, F_SETFL, vcon->out_flags);
+	if (vcon->wake_fd >= 0)
+		close(vcon->wake_fd);
+	if (vcon->room_fd >= 0)
+		close(vcon->room_fd);
+	virtio_device_destroy(&vcon->vdev);
+	free(vcon);
+}
+
 struct virtio_console *virtio_console_create(const struct guest_mem *mem,
 					     struct event_loop *loop, int out_fd)
 {
@@ -286,24 +328,27 @@ struct virtio_console *virtio_console_create(const struct guest_mem *mem,
 
 	if (!vcon)
 		return NULL;
+	virtio_device_init(&vcon->vdev, &console_ops, vcon, mem, 0);
+	virtq_req_init(&vcon->req, vcon->iov, VIRTQ_MAX_SIZE);
+	virtq_req_init(&vcon->tx, vcon->tx_iov, VIRTQ_MAX_SIZE);
 	vcon->loop = loop;
 	vcon->out_fd = out_fd;
+	vcon->out_flags = -1;
 	vcon->out_handler = (struct event_handler){ console_on_out, vcon };
+	vcon->wake_handler = (struct event_handler){ console_on_wake, vcon };
 	vcon->room_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	if (vcon->room_fd < 0) {
-		free(vcon);
-		return NULL;
-	}
-	err = console_out_nonblock(vcon);
+	vcon->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (vcon->room_fd < 0 || vcon->wake_fd < 0)
+		err = -errno;
+	else
+		err = console_out_nonblock(vcon);
+	if (!err)
+		err = event_loop_add(loop, vcon->wake_fd, EPOLLIN, &vcon->wake_handler);
 	if (err) {
-		close(vcon->room_fd);
-		free(vcon);
+		console_free(vcon);
 		errno = -err;
 		return NULL;
 	}
-	virtq_req_init(&vcon->req, vcon->iov, VIRTQ_MAX_SIZE);
-	virtq_req_init(&vcon->tx, vcon->tx_iov, VIRTQ_MAX_SIZE);
-	virtio_device_init(&vcon->vdev, &console_ops, vcon, mem, 0);
 	return vcon;
 }
 
@@ -315,9 +360,6 @@ struct virtio_device *virtio_console_device(struct virtio_console *vcon)
 void virtio_console_destroy(struct virtio_console *vcon)
 {
 	console_watch_out(vcon, false);
-	if (vcon->out_flags >= 0)
-		fcntl(vcon->out_fd, F_SETFL, vcon->out_flags);
-	close(vcon->room_fd);
-	virtio_device_destroy(&vcon->vdev);
-	free(vcon);
+	event_loop_remove(vcon->loop, vcon->wake_fd);
+	console_free(vcon);
 }

@@ -37,6 +37,10 @@
 
 struct event_loop;
 
+/* Output per turn of the I/O thread, before the other devices and signals are served. */
+#define VIRTIO_CONSOLE_TX_BYTES (64 << 10)
+#define VIRTIO_CONSOLE_TX_REQUESTS 64 /* however small they are */
+
 /*
  * out_fd (-1 discards output) stays the caller's; the device watches it on
  * loop. NULL with errno set on failure.
@@ -54,7 +58,7 @@ size_t virtio_console_receive(struct virtio_console *vcon, const uint8_t *buf, s
 /* The eventfd signalled when the guest posts receive buffers after a short receive. */
 int virtio_console_room_fd(const struct virtio_console *vcon);
 
-/* Frees the device and its eventfd, and gives out_fd its flags back; does not close it. */
+/* Frees the device and its eventfds, and gives out_fd its flags back; does not close it. */
 void virtio_console_destroy(struct virtio_console *vcon);
 
 #endif

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -38,25 +39,35 @@ struct fixture {
 	struct harness h;
 	struct event_loop loop;
 	struct virtio_console *vcon;
-	int out[2];    /* out[0]: what the host terminal would read */
+	int out[2];    /* out[1]: the device's output; out[0]: where the test reads it */
 	int out_flags; /* out[1]'s flags before the device was created */
 	size_t printed; /* bytes the guest has queued for output (print_requests) */
 };
 
-/* The device, attached, not yet started by the driver. */
-static int setup_device(void **state)
+/* The device writing to out[1], attached, not yet started by the driver. */
+static struct fixture *fixture_create(const int out[2])
 {
 	struct fixture *f = calloc(1, sizeof(*f));
 
 	assert_non_null(f);
-	assert_int_equal(pipe2(f->out, O_CLOEXEC), 0);
+	f->out[0] = out[0];
+	f->out[1] = out[1];
 	f->out_flags = fcntl(f->out[1], F_GETFL);
 	assert_int_equal(event_loop_init(&f->loop), 0);
 	harness_init(&f->h, 0);
 	f->vcon = virtio_console_create(&f->h.mem, &f->loop, f->out[1]);
 	assert_non_null(f->vcon);
 	harness_attach(&f->h, virtio_console_device(f->vcon));
-	*state = f;
+	return f;
+}
+
+/* Output to a pipe, as to a terminal: out[0] is its read end. */
+static int setup_device(void **state)
+{
+	int out[2];
+
+	assert_int_equal(pipe2(out, O_CLOEXEC), 0);
+	*state = fixture_create(out);
 	return 0;
 }
 
@@ -67,6 +78,21 @@ static int setup(void **state)
 	setup_device(state);
 	f = *state;
 	assert_int_equal(harness_start(&f->h, ~0ULL, 2, 16), 0);
+	return 0;
+}
+
+/* Output to a regular file (stdout redirected to one): out[0] reads it back with pread(). */
+static int setup_file(void **state)
+{
+	int out[2];
+	struct fixture *f;
+
+	out[1] = memfd_create("console-output", MFD_CLOEXEC);
+	assert_true(out[1] >= 0);
+	out[0] = dup(out[1]);
+	f = fixture_create(out);
+	assert_int_equal(harness_start(&f->h, ~0ULL, 2, 16), 0);
+	*state = f;
 	return 0;
 }
 
@@ -311,6 +337,62 @@ static void test_console_destroy_restores_the_output_flags(void **state)
 	run_in_child(destroy_while_waiting, *state);
 }
 
+/* Turns the loop until nothing is ready; returns how many turns ran something. */
+static int run_the_loop(struct fixture *f)
+{
+	int turns = 0;
+
+	while (loop_turn(f) > 0)
+		turns++;
+	return turns;
+}
+
+static void assert_file_holds_what_was_printed(struct fixture *f)
+{
+	uint8_t *got = malloc(f->printed + 1);
+
+	assert_non_null(got);
+	assert_int_equal(pread(f->out[0], got, f->printed + 1, 0), f->printed);
+	assert_printed_in_order(got, f->printed);
+	free(got);
+}
+
+/*
+ * A burst to a fast output is served a budget at a time, the loop's other
+ * handlers running in between: a kick, then each turn, takes its share.
+ */
+static void test_console_tx_burst_takes_several_turns_of_the_loop(void **state)
+{
+	struct fixture *f = *state;
+	const uint32_t len = VIRTIO_CONSOLE_TX_BYTES / 2;
+	const unsigned int nr = 8; /* four budgets, each request in two buffers */
+
+	assert_int_equal(fcntl(f->out[1], F_GETFL), f->out_flags); /* a file is left as it is */
+	print_requests(f, nr, len, 2);
+	harness_kick(&f->h, TX);
+	assert_int_equal(harness_pending_used(&f->h, TX), 2);
+	assert_int_equal(loop_turn(f), 1);
+	assert_int_equal(harness_pending_used(&f->h, TX), 4);
+	assert_true(run_the_loop(f) >= 2);
+	assert_int_equal(harness_pending_used(&f->h, TX), nr);
+	assert_file_holds_what_was_printed(f);
+}
+
+/* Requests of a byte each are bounded by their number, not their bytes. */
+static void test_console_tx_many_small_requests_take_several_turns(void **state)
+{
+	struct fixture *f = *state;
+	const unsigned int nr = VIRTIO_CONSOLE_TX_REQUESTS + 36;
+
+	assert_int_equal(harness_start(&f->h, ~0ULL, 2, 128), 0);
+	print_requests(f, nr, 1, 1);
+	harness_kick(&f->h, TX);
+	assert_int_equal(harness_pending_used(&f->h, TX), VIRTIO_CONSOLE_TX_REQUESTS);
+	assert_true(run_the_loop(f) >= 1);
+	assert_int_equal(harness_pending_used(&f->h, TX), nr);
+	assert_file_holds_what_was_printed(f);
+}
+
 static void test_console_rx_without_buffers_takes_nothing_then_signals_room(void **state)
 {
 	struct fixture *f = *state;
@@ -476,6 +558,10 @@ int main(void)
 		CONSOLE_TEST(test_console_tx_waits_for_a_full_output_without_blocking),
 		CONSOLE_TEST(test_console_reset_drops_the_waiting_output),
 		CONSOLE_TEST(test_console_destroy_restores_the_output_flags),
+		cmocka_unit_test_setup_teardown(test_console_tx_burst_takes_several_turns_of_the_loop,
+						setup_file, teardown),
+		cmocka_unit_test_setup_teardown(test_console_tx_many_small_requests_take_several_turns,
+						setup_file, teardown),
 		CONSOLE_TEST(test_console_rx_without_buffers_takes_nothing_then_signals_room),
 		CONSOLE_TEST(test_console_rx_spreads_input_over_buffers),
 		cmocka_unit_test_setup_teardown(test_console_rx_before_driver_ok_waits_for_it,
