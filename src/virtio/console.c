@@ -189,6 +189,7 @@ static void console_on_out(void *opaque, uint32_t events)
 	pthread_mutex_unlock(&vcon->vdev.lock);
 }
 
+/* wake_fd: console_tx_run() spent its budget with output left. */
 static void console_on_wake(void *opaque, uint32_t events)
 {
 	struct virtio_console *vcon = opaque;
