@@ -299,6 +299,7 @@ static void reset_while_waiting(struct fixture *f)
 	stall_the_output(f);
 	print_requests(f, 1, 10000, 1);
 	harness_kick(&f->h, TX);
+	assert_int_equal(harness_pending_used(&f->h, TX), 0);
 	harness_write_reg(&f->h, VIRTIO_MMIO_STATUS, 0);
 	assert_int_equal(read(f->out[0], junk, sizeof(junk)), PIPE_ROOM);
 	assert_int_equal(loop_turn(f), 0);
@@ -326,6 +327,7 @@ static void destroy_while_waiting(struct fixture *f)
 	stall_the_output(f);
 	print_requests(f, 1, 10000, 1);
 	harness_kick(&f->h, TX);
+	assert_true(fcntl(f->out[1], F_GETFL) & O_NONBLOCK); /* the device's doing */
 	virtio_console_destroy(f->vcon);
 	assert_int_equal(fcntl(f->out[1], F_GETFL), f->out_flags);
 	assert_int_equal(read(f->out[0], junk, sizeof(junk)), PIPE_ROOM);
