@@ -3,9 +3,11 @@
  * hvc0. Queue 0 (receiveq) carries the user's input to the guest, queue 1
  * (transmitq) the guest's output to out_fd. No features, no config space.
  *
- * Output is written out whole: a full out_fd (a stalled terminal, a pipe
- * nobody reads) blocks the I/O thread until it drains, so nothing the guest
- * prints is lost. A write error (the reader went away) drops the bytes.
+ * Output never blocks the I/O thread, and nothing the guest prints is lost
+ * to a full out_fd (a terminal on hold, a pipe nobody reads): the request
+ * waits, unused, until out_fd has room, and the guest's driver waits with
+ * it. A write error (the reader went away) drops the bytes. A terminal or
+ * pipe is made non-blocking for as long as the device lives.
  *
  * Input follows the serial port's contract (devices/serial.h), fed by the
  * I/O thread through vmm/console.c:
@@ -33,8 +35,18 @@
 
 #include "virtio/device.h"
 
-/* out_fd (-1 discards output) stays the caller's. NULL with errno set on failure. */
-struct virtio_console *virtio_console_create(const struct guest_mem *mem, int out_fd);
+struct event_loop;
+
+/* Output per turn of the I/O thread, before the other devices and signals are served. */
+#define VIRTIO_CONSOLE_TX_BYTES (64 << 10)
+#define VIRTIO_CONSOLE_TX_REQUESTS 64 /* however small they are */
+
+/*
+ * out_fd (-1 discards output) stays the caller's; the device watches it on
+ * loop. NULL with errno set on failure.
+ */
+struct virtio_console *virtio_console_create(const struct guest_mem *mem,
+					     struct event_loop *loop, int out_fd);
 struct virtio_device *virtio_console_device(struct virtio_console *vcon);
 
 /*
@@ -46,7 +58,7 @@ size_t virtio_console_receive(struct virtio_console *vcon, const uint8_t *buf, s
 /* The eventfd signalled when the guest posts receive buffers after a short receive. */
 int virtio_console_room_fd(const struct virtio_console *vcon);
 
-/* Frees the device and its eventfd; does not close out_fd. */
+/* Frees the device and its eventfds, and gives out_fd its flags back; does not close it. */
 void virtio_console_destroy(struct virtio_console *vcon);
 
 #endif

@@ -321,7 +321,7 @@ static int vm_add_rng_console(struct vm *vm, const char **why)
 	}
 	if (vm->cfg->console != CONSOLE_VIRTIO)
 		return 0;
-	vm->vcon = virtio_console_create(&vm->mem, STDOUT_FILENO);
+	vm->vcon = virtio_console_create(&vm->mem, &vm->loop, STDOUT_FILENO);
 	if (!vm->vcon) {
 		*why = "cannot create the virtio-console device";
 		return -errno;

@@ -3,17 +3,21 @@
  * driver drives one port: receive buffers posted on queue 0, output chains
  * on queue 1. Output goes to a pipe; input comes through
  * virtio_console_receive() and through the host console (vmm/console.c).
+ * The device's event loop is turned by hand (loop_turn).
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
-#include <pthread.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -29,24 +33,41 @@
 #define RX 0
 #define TX 1
 
+#define PIPE_ROOM 4096 /* an output pipe shrunk to its smallest: a page fills it */
+
 struct fixture {
 	struct harness h;
+	struct event_loop loop;
 	struct virtio_console *vcon;
-	int out[2]; /* out[0]: what the host terminal would read */
+	int out[2];    /* out[1]: the device's output; out[0]: where the test reads it */
+	int out_flags; /* out[1]'s flags before the device was created */
+	size_t printed; /* bytes the guest has queued for output (print_requests) */
 };
 
-/* The device, attached, not yet started by the driver. */
-static int setup_device(void **state)
+/* The device writing to out[1], attached, not yet started by the driver. */
+static struct fixture *fixture_create(const int out[2])
 {
 	struct fixture *f = calloc(1, sizeof(*f));
 
 	assert_non_null(f);
-	assert_int_equal(pipe2(f->out, O_CLOEXEC), 0);
+	f->out[0] = out[0];
+	f->out[1] = out[1];
+	f->out_flags = fcntl(f->out[1], F_GETFL);
+	assert_int_equal(event_loop_init(&f->loop), 0);
 	harness_init(&f->h, 0);
-	f->vcon = virtio_console_create(&f->h.mem, f->out[1]);
+	f->vcon = virtio_console_create(&f->h.mem, &f->loop, f->out[1]);
 	assert_non_null(f->vcon);
 	harness_attach(&f->h, virtio_console_device(f->vcon));
-	*state = f;
+	return f;
+}
+
+/* Output to a pipe, as to a terminal: out[0] is its read end. */
+static int setup_device(void **state)
+{
+	int out[2];
+
+	assert_int_equal(pipe2(out, O_CLOEXEC), 0);
+	*state = fixture_create(out);
 	return 0;
 }
 
@@ -60,12 +81,28 @@ static int setup(void **state)
 	return 0;
 }
 
+/* Output to a regular file (stdout redirected to one): out[0] reads it back with pread(). */
+static int setup_file(void **state)
+{
+	int out[2];
+	struct fixture *f;
+
+	out[1] = memfd_create("console-output", MFD_CLOEXEC);
+	assert_true(out[1] >= 0);
+	out[0] = dup(out[1]);
+	f = fixture_create(out);
+	assert_int_equal(harness_start(&f->h, ~0ULL, 2, 16), 0);
+	*state = f;
+	return 0;
+}
+
 static int teardown(void **state)
 {
 	struct fixture *f = *state;
 
 	virtio_console_destroy(f->vcon);
 	harness_destroy(&f->h);
+	event_loop_destroy(&f->loop);
 	close(f->out[0]);
 	close(f->out[1]);
 	free(f);
@@ -134,43 +171,228 @@ static void test_console_tx_reaches_the_output_fd(void **state)
 	assert_true(harness_interrupts(&f->h) >= 1);
 }
 
-struct drain {
-	int fd;
-	size_t total;
-};
-
-static void *drain_pipe(void *opaque)
+/* Runs the handlers of what is ready on the loop, without waiting; returns how many. */
+static int loop_turn(struct fixture *f)
 {
-	struct drain *d = opaque;
-	char buf[4096];
-	ssize_t n;
+	struct epoll_event ev[8];
+	int n = epoll_wait(f->loop.epoll_fd, ev, 8, 0);
 
-	usleep(20000); /* let the device find the pipe full first */
-	while ((n = read(d->fd, buf, sizeof(buf))) > 0)
-		d->total += (size_t)n;
-	return NULL;
+	for (int i = 0; i < n; i++) {
+		struct event_handler *h = ev[i].data.ptr;
+
+		h->fn(h->opaque, ev[i].events);
+	}
+	return n > 0 ? n : 0;
 }
 
-/* A full non-blocking output fd makes the device wait, not drop the guest's output. */
-static void test_console_tx_waits_for_a_full_output(void **state)
+/*
+ * The guest prints nr requests of len bytes, each in nbufs (1 or 2)
+ * buffers. Byte k of everything it printed is k % 251, so a byte out of
+ * place or missing shows (251: no request size is a multiple of it).
+ */
+static void print_requests(struct fixture *f, unsigned int nr, uint32_t len, unsigned int nbufs)
 {
-	struct fixture *f = *state;
-	const uint32_t size = 256 << 10; /* four times a default pipe */
-	uint64_t gpa = harness_alloc(&f->h, size, 1);
-	struct harness_buf buf = { gpa, size, false };
-	struct drain d = { f->out[0], 0 };
-	pthread_t reader;
+	for (unsigned int r = 0; r < nr; r++) {
+		uint64_t gpa = harness_alloc(&f->h, len, 1);
+		uint8_t *p = harness_ptr(&f->h, gpa);
+		uint32_t first = nbufs == 2 ? len / 2 : len;
+		struct harness_buf bufs[] = {
+			{ gpa, first, false },
+			{ gpa + first, len - first, false },
+		};
+
+		for (uint32_t i = 0; i < len; i++)
+			p[i] = (uint8_t)((f->printed + i) % 251);
+		f->printed += len;
+		harness_add(&f->h, TX, bufs, nbufs);
+	}
+}
+
+static void assert_printed_in_order(const uint8_t *got, size_t len)
+{
+	for (size_t k = 0; k < len; k++) {
+		if (got[k] != (uint8_t)(k % 251))
+			fail_msg("output byte %zu is %u, not %zu", k, got[k], k % 251);
+	}
+}
+
+/* The host's terminal catching up: reads out[0] and turns the loop until neither has more. */
+static size_t read_while_the_loop_runs(struct fixture *f, uint8_t *got, size_t cap)
+{
+	size_t total = 0;
+
+	for (;;) {
+		ssize_t n = read(f->out[0], got + total, cap - total);
+
+		if (n > 0)
+			total += (size_t)n;
+		if (loop_turn(f) == 0 && n <= 0)
+			return total;
+	}
+}
+
+/* A reader that stopped reading: out[1] holds a page, out[0] reads without waiting. */
+static void stall_the_output(struct fixture *f)
+{
+	assert_int_equal(fcntl(f->out[1], F_SETPIPE_SZ, PIPE_ROOM), PIPE_ROOM);
+	assert_int_equal(fcntl(f->out[0], F_SETFL, O_NONBLOCK), 0);
+}
+
+/*
+ * Runs scenario in a child process that SIGALRM ends if the device hangs
+ * there: a blocked I/O thread fails the test instead of hanging the run.
+ * CMOCKA_TEST_ABORT makes a failed assert abort the child rather than
+ * return into its copy of the test runner.
+ */
+static void run_in_child(void (*scenario)(struct fixture *f), struct fixture *f)
+{
+	pid_t child = fork();
+	int status;
+
+	assert_true(child >= 0);
+	if (child == 0) {
+		setenv("CMOCKA_TEST_ABORT", "1", 1);
+		alarm(10);
+		scenario(f);
+		_exit(0);
+	}
+	assert_int_equal(waitpid(child, &status, 0), child);
+	if (WIFSIGNALED(status) && WTERMSIG(status) == SIGALRM)
+		fail_msg("the child hung: the device blocked or spun on a full output");
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+}
+
+/*
+ * More than the output holds: the kick returns with the request unused,
+ * and the output goes on where it stopped, in order, as the reader
+ * catches up and the loop runs (requests larger than the pipe, each in
+ * two buffers, so a write stops inside a buffer and between them).
+ */
+static void full_output_waits_then_resumes(struct fixture *f)
+{
+	static uint8_t got[3 * 10000];
+
+	stall_the_output(f);
+	print_requests(f, 3, 10000, 2);
+	harness_kick(&f->h, TX);
+	assert_int_equal(harness_pending_used(&f->h, TX), 0);
+	assert_int_equal(read_while_the_loop_runs(f, got, sizeof(got)), sizeof(got));
+	assert_printed_in_order(got, sizeof(got));
+	assert_int_equal(harness_pending_used(&f->h, TX), 3);
+	assert_true(harness_interrupts(&f->h) >= 1);
+}
+
+static void test_console_tx_waits_for_a_full_output_without_blocking(void **state)
+{
+	run_in_child(full_output_waits_then_resumes, *state);
+}
+
+/* A reset drops the waiting request and stops watching out_fd; the next driver starts clean. */
+static void reset_while_waiting(struct fixture *f)
+{
+	uint8_t junk[PIPE_ROOM];
+	char got[32] = { 0 };
+	struct harness_buf buf;
 	uint32_t id, len;
 
-	assert_int_equal(fcntl(f->out[1], F_SETFL, O_NONBLOCK), 0);
-	assert_int_equal(pthread_create(&reader, NULL, drain_pipe, &d), 0);
+	stall_the_output(f);
+	print_requests(f, 1, 10000, 1);
+	harness_kick(&f->h, TX);
+	assert_int_equal(harness_pending_used(&f->h, TX), 0);
+	harness_write_reg(&f->h, VIRTIO_MMIO_STATUS, 0);
+	assert_int_equal(read(f->out[0], junk, sizeof(junk)), PIPE_ROOM);
+	assert_int_equal(loop_turn(f), 0);
+	assert_int_equal(read(f->out[0], junk, sizeof(junk)), -1); /* nothing more went out */
+
+	assert_int_equal(harness_start(&f->h, ~0ULL, 2, 16), 0);
+	buf = (struct harness_buf){ put(&f->h, "after reset\n"), 12, false };
 	harness_add(&f->h, TX, &buf, 1);
 	harness_kick(&f->h, TX);
+	assert_int_equal(read(f->out[0], got, sizeof(got)), 12);
+	assert_string_equal(got, "after reset\n");
 	assert_true(harness_get_used(&f->h, TX, &id, &len));
-	close(f->out[1]);
-	f->out[1] = open("/dev/null", O_WRONLY | O_CLOEXEC); /* for teardown */
-	pthread_join(reader, NULL);
-	assert_int_equal(d.total, size);
+}
+
+static void test_console_reset_drops_the_waiting_output(void **state)
+{
+	run_in_child(reset_while_waiting, *state);
+}
+
+/* Destroyed while a request waits: out_fd has its flags back, and nothing is left on the loop. */
+static void destroy_while_waiting(struct fixture *f)
+{
+	uint8_t junk[PIPE_ROOM];
+
+	stall_the_output(f);
+	print_requests(f, 1, 10000, 1);
+	harness_kick(&f->h, TX);
+	assert_true(fcntl(f->out[1], F_GETFL) & O_NONBLOCK); /* the device's doing */
+	virtio_console_destroy(f->vcon);
+	assert_int_equal(fcntl(f->out[1], F_GETFL), f->out_flags);
+	assert_int_equal(read(f->out[0], junk, sizeof(junk)), PIPE_ROOM);
+	assert_int_equal(loop_turn(f), 0);
+}
+
+static void test_console_destroy_restores_the_output_flags(void **state)
+{
+	run_in_child(destroy_while_waiting, *state);
+}
+
+/* Turns the loop until nothing is ready; returns how many turns ran something. */
+static int run_the_loop(struct fixture *f)
+{
+	int turns = 0;
+
+	while (loop_turn(f) > 0)
+		turns++;
+	return turns;
+}
+
+static void assert_file_holds_what_was_printed(struct fixture *f)
+{
+	uint8_t *got = malloc(f->printed + 1);
+
+	assert_non_null(got);
+	assert_int_equal(pread(f->out[0], got, f->printed + 1, 0), f->printed);
+	assert_printed_in_order(got, f->printed);
+	free(got);
+}
+
+/*
+ * A burst to a fast output is served a budget at a time, the loop's other
+ * handlers running in between: a kick, then each turn, takes its share.
+ */
+static void test_console_tx_burst_takes_several_turns_of_the_loop(void **state)
+{
+	struct fixture *f = *state;
+	const uint32_t len = VIRTIO_CONSOLE_TX_BYTES / 2;
+	const unsigned int nr = 8; /* four budgets, each request in two buffers */
+
+	assert_int_equal(fcntl(f->out[1], F_GETFL), f->out_flags); /* a file is left as it is */
+	print_requests(f, nr, len, 2);
+	harness_kick(&f->h, TX);
+	assert_int_equal(harness_pending_used(&f->h, TX), 2);
+	assert_int_equal(loop_turn(f), 1);
+	assert_int_equal(harness_pending_used(&f->h, TX), 4);
+	assert_true(run_the_loop(f) >= 2);
+	assert_int_equal(harness_pending_used(&f->h, TX), nr);
+	assert_file_holds_what_was_printed(f);
+}
+
+/* Requests of a byte each are bounded by their number, not their bytes. */
+static void test_console_tx_many_small_requests_take_several_turns(void **state)
+{
+	struct fixture *f = *state;
+	const unsigned int nr = VIRTIO_CONSOLE_TX_REQUESTS + 36;
+
+	assert_int_equal(harness_start(&f->h, ~0ULL, 2, 128), 0);
+	print_requests(f, nr, 1, 1);
+	harness_kick(&f->h, TX);
+	assert_int_equal(harness_pending_used(&f->h, TX), VIRTIO_CONSOLE_TX_REQUESTS);
+	assert_true(run_the_loop(f) >= 1);
+	assert_int_equal(harness_pending_used(&f->h, TX), nr);
+	assert_file_holds_what_was_printed(f);
 }
 
 static void test_console_rx_without_buffers_takes_nothing_then_signals_room(void **state)
@@ -335,7 +557,13 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		CONSOLE_TEST(test_console_identifies_itself),
 		CONSOLE_TEST(test_console_tx_reaches_the_output_fd),
-		CONSOLE_TEST(test_console_tx_waits_for_a_full_output),
+		CONSOLE_TEST(test_console_tx_waits_for_a_full_output_without_blocking),
+		CONSOLE_TEST(test_console_reset_drops_the_waiting_output),
+		CONSOLE_TEST(test_console_destroy_restores_the_output_flags),
+		cmocka_unit_test_setup_teardown(test_console_tx_burst_takes_several_turns_of_the_loop,
+						setup_file, teardown),
+		cmocka_unit_test_setup_teardown(test_console_tx_many_small_requests_take_several_turns,
+						setup_file, teardown),
 		CONSOLE_TEST(test_console_rx_without_buffers_takes_nothing_then_signals_room),
 		CONSOLE_TEST(test_console_rx_spreads_input_over_buffers),
 		cmocka_unit_test_setup_teardown(test_console_rx_before_driver_ok_waits_for_it,
