@@ -238,8 +238,8 @@ static struct net_backend *user_backend(void)
 	char err[256];
 	struct net_backend *be = net_open(&cfg, err, sizeof(err));
 
-	if (!be)
-		fail_msg("user_open: %s", err);
+	if (!be || net_start(be, err, sizeof(err)) < 0)
+		fail_msg("user networking: %s", err);
 	assert_int_equal(be->features, 0);
 	assert_int_equal(be->mtu, NET_DEFAULT_MTU);
 	return be;
