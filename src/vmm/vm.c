@@ -38,6 +38,7 @@
 #include "x86/board.h"
 #include "x86/boot.h"
 #include "x86/layout.h"
+#include "sandbox/jail.h"
 
 #define VM_RUNNING (-1)
 
@@ -520,6 +521,9 @@ static int vm_prepare(struct vm *vm, const struct vm_config *cfg, struct mapped_
 	vm->kernel = kernel;
 	vm->initramfs = initramfs;
 	vm->kvm.sys_fd = vm->kvm.vm_fd = vm->signal_fd = -1;
+	/* A jailed VM keeps only what it opens itself, besides stdin, stdout and stderr. */
+	if (cfg->jail.enabled)
+		close_range(STDERR_FILENO + 1, ~0U, 0);
 	if (map_file(cfg->kernel_path, "kernel", kernel) < 0)
 		return -1;
 	if (cfg->initramfs_path && map_file(cfg->initramfs_path, "initramfs", initramfs) < 0)
@@ -594,7 +598,9 @@ enum vm_exit vm_run(const struct vm_config *cfg)
 	if (vm_prepare(&vm, cfg, &kernel, &initramfs) == 0) {
 		if (cfg->serial == SERIAL_STDIO || cfg->console == CONSOLE_VIRTIO)
 			terminal_enter_raw(STDIN_FILENO);
-		if (vm_start_backends(&vm) == 0) {
+		/* A jail's launcher does not return: it exits with the status of the VM. */
+		if ((!cfg->jail.enabled || jail_enter(&cfg->jail, cfg->name, &vm.stop_signals) == 0) &&
+		    vm_start_backends(&vm) == 0) {
 			do {
 				result = vm_run_once(&vm);
 			} while (result == VM_EXIT_REBOOT && cfg->reboot == REBOOT_RESTART);
