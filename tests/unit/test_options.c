@@ -449,23 +449,27 @@ static void test_options_jail_keeps_host_netns_for_user_networking(void **state)
 	assert_non_null(strstr(p.err, "--net user"));
 }
 
+/* --jail SPEC is refused with a sentence that names --jail and what. */
+static void assert_jail_rejected(const char *spec, const char *what)
+{
+	char copy[64];
+	struct parsed p;
+
+	snprintf(copy, sizeof(copy), "%s", spec);
+	p = PARSE("run", "--kernel", "k", "--jail", copy);
+	assert_rejected(&p, what);
+	assert_non_null(strstr(p.err, "--jail"));
+}
+
 static void test_options_jail_rejects_root_and_missing_ids(void **state)
 {
-	struct parsed p = PARSE("run", "--kernel", "k", "--jail", WRITABLE("uid=0,gid=100"));
-
-	assert_rejected(&p, "uid=0");
-	p = PARSE("run", "--kernel", "k", "--jail", WRITABLE("uid=100,gid=0"));
-	assert_rejected(&p, "gid=0");
-	p = PARSE("run", "--kernel", "k", "--jail", WRITABLE("uid=100"));
-	assert_rejected(&p, "gid=N");
-	p = PARSE("run", "--kernel", "k", "--jail", WRITABLE("memory=1G"));
-	assert_rejected(&p, "uid=N");
-	p = PARSE("run", "--kernel", "k", "--jail", WRITABLE("uid=-1,gid=1"));
-	assert_rejected(&p, "uid=-1");
-	p = PARSE("run", "--kernel", "k", "--jail", WRITABLE("uid=4294967295,gid=1"));
-	assert_rejected(&p, "uid=4294967295");
-	p = PARSE("run", "--kernel", "k", "--jail", WRITABLE("uid=bob,gid=1"));
-	assert_rejected(&p, "uid=bob");
+	assert_jail_rejected("uid=0,gid=100", "uid=0");
+	assert_jail_rejected("uid=100,gid=0", "gid=0");
+	assert_jail_rejected("uid=100", "gid=N");
+	assert_jail_rejected("memory=1G", "uid=N");
+	assert_jail_rejected("uid=-1,gid=1", "uid=-1");
+	assert_jail_rejected("uid=4294967295,gid=1", "uid=4294967295");
+	assert_jail_rejected("uid=bob,gid=1", "uid=bob");
 }
 
 static void test_options_jail_rejects_bad_values(void **state)
@@ -485,15 +489,8 @@ static void test_options_jail_rejects_bad_values(void **state)
 		{ "uid=1,gid=1,chroot=/x", "chroot" },
 	};
 
-	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		char spec[64];
-		struct parsed p;
-
-		snprintf(spec, sizeof(spec), "%s", bad[i][0]);
-		p = PARSE("run", "--kernel", "k", "--jail", spec);
-		assert_rejected(&p, bad[i][1]);
-		assert_non_null(strstr(p.err, "--jail"));
-	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		assert_jail_rejected(bad[i][0], bad[i][1]);
 }
 
 /* The VM's cgroup is named after --name: a '/' would put it somewhere else. */
