@@ -7,7 +7,8 @@
  *   - new PID, mount, IPC, UTS and cgroup namespaces, and a new network
  *     namespace unless user networking needs the host's (TAPs opened before
  *     keep working from a new one);
- *   - an empty, read-only tmpfs as its root, the old root detached;
+ *   - an empty, read-only tmpfs as its root, the old root detached (with user
+ *     networking, a copy of /etc/resolv.conf is all it holds);
  *   - rlimits: no core dumps (they would hold guest memory), and room for the
  *     descriptors it holds plus what a boot opens;
  *   - the given uid and gid, no supplementary groups, no capabilities (the
@@ -245,30 +246,75 @@ static int highest_fd(void)
 }
 
 /*
- * An empty, read-only tmpfs becomes the root. It is mounted on top of the old
- * root, so "." is both: pivot_root(2) stacks the old root on the new one and
- * the detach takes it off. An initial ramfs cannot be pivoted away (EINVAL):
- * on a host running from one, the process is chrooted into the tmpfs that
- * covers it, and without CAP_SYS_CHROOT it cannot climb out.
+ * libslirp forwards the guest's DNS queries to the first nameserver of
+ * /etc/resolv.conf, which it reads while the VM runs: user networking gets a
+ * copy of the host's (its first 4 KiB: the nameserver lines come first).
  */
-static int enter_empty_root(void)
+static int copy_resolv_conf(int root_fd)
 {
-	int fs_fd, mnt_fd = -1, err = 0;
+	char text[4096];
+	int in = open("/etc/resolv.conf", O_RDONLY | O_CLOEXEC), out;
+	ssize_t n;
 
-	/* Private first, so that nothing done here reaches the host's mounts. */
-	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+	if (in < 0)
+		return errno == ENOENT ? 0 : -errno; /* libslirp then asks 127.0.0.1 */
+	n = read(in, text, sizeof(text));
+	close(in);
+	if (n < 0 || mkdirat(root_fd, "etc", 0755) < 0)
 		return -errno;
+	out = openat(root_fd, "etc/resolv.conf", O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	if (out < 0)
+		return -errno;
+	if (write(out, text, (size_t)n) != n)
+		n = -1;
+	close(out);
+	return n < 0 ? -EIO : 0;
+}
+
+/*
+ * A new tmpfs, read-only, holding nothing (or what copy_resolv_conf() puts
+ * there): a mount not yet attached anywhere; its fd in *mnt_fd.
+ */
+static int make_root(const struct jail_config *jail, int *mnt_fd)
+{
+	struct mount_attr read_only = { .attr_set = MOUNT_ATTR_RDONLY };
+	int fs_fd, err = 0;
+
+	*mnt_fd = -1;
 	fs_fd = fsopen("tmpfs", FSOPEN_CLOEXEC);
 	if (fs_fd < 0)
 		return -errno;
 	if (fsconfig(fs_fd, FSCONFIG_CMD_CREATE, NULL, NULL, 0) == 0)
-		mnt_fd = fsmount(fs_fd, FSMOUNT_CLOEXEC,
-				 MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV |
-					 MOUNT_ATTR_NOEXEC);
-	if (mnt_fd < 0 || move_mount(mnt_fd, "", AT_FDCWD, "/", MOVE_MOUNT_F_EMPTY_PATH) < 0 ||
-	    fchdir(mnt_fd) < 0)
+		*mnt_fd = fsmount(fs_fd, FSMOUNT_CLOEXEC,
+				  MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC);
+	if (*mnt_fd < 0)
 		err = -errno;
 	close(fs_fd);
+	if (!err && jail->resolv_conf)
+		err = copy_resolv_conf(*mnt_fd);
+	if (!err && mount_setattr(*mnt_fd, "", AT_EMPTY_PATH, &read_only, sizeof(read_only)) < 0)
+		err = -errno;
+	return err;
+}
+
+/*
+ * The new root is mounted on top of the old one, so "." is both: pivot_root(2)
+ * stacks the old root on the new one and the detach takes it off. An initial
+ * ramfs cannot be pivoted away (EINVAL): on a host running from one, the
+ * process is chrooted into the tmpfs that covers it, and without
+ * CAP_SYS_CHROOT it cannot climb out.
+ */
+static int enter_new_root(const struct jail_config *jail)
+{
+	int mnt_fd, err;
+
+	/* Private first, so that nothing done here reaches the host's mounts. */
+	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+		return -errno;
+	err = make_root(jail, &mnt_fd);
+	if (!err && (move_mount(mnt_fd, "", AT_FDCWD, "/", MOVE_MOUNT_F_EMPTY_PATH) < 0 ||
+		     fchdir(mnt_fd) < 0))
+		err = -errno;
 	if (mnt_fd >= 0)
 		close(mnt_fd);
 	if (err)
@@ -335,7 +381,7 @@ static int lock_in(const struct jail_config *jail, const char *cgroup, const cha
 	if (highest < 0)
 		return highest;
 	*why = "cannot make the empty root";
-	err = enter_empty_root();
+	err = enter_new_root(jail);
 	if (err)
 		return err;
 	*why = "cannot set the resource limits";

@@ -53,6 +53,7 @@ struct jail_config {
 	uint64_t cpu_quota_us;	   /* per JAIL_CPU_PERIOD_US; 0: no limit */
 	unsigned int pids_max;	   /* processes and threads; 0: no limit */
 	enum jail_netns netns;
+	bool resolv_conf; /* a copy of /etc/resolv.conf in the root: libslirp reads it as it runs */
 };
 
 enum reboot_action {

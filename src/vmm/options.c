@@ -377,7 +377,8 @@ static int parse_jail(char *arg, struct vm_config *cfg, char *err, size_t err_le
 
 /*
  * What --jail needs from the other options, once all are read: the cgroup is
- * named after --name, and user networking keeps the host's network namespace.
+ * named after --name, and user networking keeps the host's network namespace
+ * and reads the host's resolver from /etc/resolv.conf.
  */
 static int check_jail(struct vm_config *cfg, char *err, size_t err_len)
 {
@@ -396,6 +397,7 @@ static int check_jail(struct vm_config *cfg, char *err, size_t err_len)
 			      "host's network namespace");
 	if (cfg->jail.netns == JAIL_NETNS_AUTO)
 		cfg->jail.netns = user_net ? JAIL_NETNS_HOST : JAIL_NETNS_NEW;
+	cfg->jail.resolv_conf = user_net;
 	return 0;
 }
 

@@ -432,7 +432,10 @@ static void test_options_jail_defaults_and_every_key(void **state)
 	assert_int_equal(p.cfg.jail.netns, JAIL_NETNS_HOST);
 }
 
-/* User networking opens its connections while the VM runs: from the host's namespace. */
+/*
+ * User networking opens its connections while the VM runs, from the host's
+ * namespace, and reads the host's resolver then.
+ */
 static void test_options_jail_keeps_host_netns_for_user_networking(void **state)
 {
 	struct parsed p = PARSE("run", "--kernel", "k", "--jail", WRITABLE("uid=1,gid=1"), "--net",
@@ -440,9 +443,11 @@ static void test_options_jail_keeps_host_netns_for_user_networking(void **state)
 
 	assert_int_equal(p.rc, 0);
 	assert_int_equal(p.cfg.jail.netns, JAIL_NETNS_HOST);
+	assert_true(p.cfg.jail.resolv_conf);
 	p = PARSE("run", "--kernel", "k", "--net", WRITABLE("tap=tap0"), "--jail",
 		  WRITABLE("uid=1,gid=1"));
 	assert_int_equal(p.cfg.jail.netns, JAIL_NETNS_NEW);
+	assert_false(p.cfg.jail.resolv_conf);
 	p = PARSE("run", "--kernel", "k", "--net", WRITABLE("user"), "--jail",
 		  WRITABLE("uid=1,gid=1,netns=new"));
 	assert_rejected(&p, "netns=new");

@@ -4,8 +4,10 @@
 # of its own, only the descriptors the VM needs (not the kernel it mapped, nor a directory it
 # inherited), and lives in a cgroup with the given limits, removed when it ends. The memory
 # limit holds: a guest that touches more is killed. A reboot restarts inside the jail, and a
-# signal to the launcher reaches the VM. Without cgroup2 the jail refuses to start.
-# vireo-boots: 4
+# signal to the launcher reaches the VM. User networking works from the jail, in the host's
+# network namespace, with a copy of /etc/resolv.conf its only file. Without cgroup2 the jail
+# refuses to start.
+# vireo-boots: 5
 . "$(dirname "$0")/../lib.sh"
 
 if [ "$(id -u)" != 0 ]; then
@@ -118,6 +120,31 @@ if [ -e "$cg" ]; then
 else
 	pass jail-cgroup-removed
 fi
+
+# User networking's thread starts in the jail: the guest gets its address by DHCP. libslirp
+# reads the host's resolver as it runs, so the jail's root holds a copy of /etc/resolv.conf
+# (the nested machine has none: it gets one for this run).
+made_resolv=
+if [ ! -e /etc/resolv.conf ]; then
+	echo "nameserver 127.0.0.1" >/etc/resolv.conf && made_resolv=1
+fi
+vm_start user run --kernel "$kernel" --initramfs "$initramfs" --memory 256M --net user \
+	--jail uid=1000,gid=1000 --cmdline "$(guest_cmdline 'ip link set eth0 up; udhcpc -i eth0 -n -q -t 5 -s /bin/true && echo VIREO-DHCP-BOUND; echo VIREO-JAIL-UP; sleep 5')"
+if vm_wait_output '^VIREO-JAIL-UP' 1 "$BOOT_TIMEOUT" && vm=$(jailed_pid) && [ -n "$vm" ]; then
+	if [ "$(readlink "/proc/$vm/ns/net")" = "$(readlink /proc/self/ns/net)" ] &&
+		[ "$(ls -A "/proc/$vm/root/")" = etc ] && [ "$(ls -A "/proc/$vm/root/etc")" = resolv.conf ] &&
+		cmp -s "/proc/$vm/root/etc/resolv.conf" /etc/resolv.conf; then
+		pass jail-user-net-host-netns-and-resolv-conf
+	else
+		fail jail-user-net-host-netns-and-resolv-conf "net $(readlink "/proc/$vm/ns/net"), root holds: $(ls -AR "/proc/$vm/root/" | tr '\n' ' ')"
+	fi
+else
+	fail jail-user-net-host-netns-and-resolv-conf "the guest did not come up jailed ($(vm_why))"
+fi
+vm_wait
+[ -n "$made_resolv" ] && rm -f /etc/resolv.conf
+expect_console jail-user-net-dhcp '^VIREO-DHCP-BOUND'
+expect_exit jail-user-net-poweroff-exits-0 0
 
 # The guest touches 600 MiB of its 1 GiB; its cgroup allows 256 MiB.
 vm_run oom run --kernel "$kernel" --initramfs "$initramfs" --memory 1G --name jailoom \
