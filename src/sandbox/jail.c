@@ -44,6 +44,7 @@
 
 /* Descriptors a boot opens (one per vCPU, a few per device) and user networking's sockets. */
 #define JAIL_SPARE_FDS 1024
+#define JAIL_CGROUP_WAIT_MS 5000 /* for the VM's cgroup to be empty after the VM */
 
 /* One limit of the VM's cgroup: the file, the controller it needs, what to write. */
 struct cgroup_limit {
@@ -189,6 +190,22 @@ static int cgroup_make(const struct jail_config *jail, const char *vm_name, char
 	return err;
 }
 
+/*
+ * The VM's cgroup can still be busy for a moment after its process has been
+ * reaped (seen under load after an OOM kill): the removal waits a little.
+ */
+static void cgroup_remove(const char *cgroup)
+{
+	for (int waited = 0; rmdir(cgroup) < 0; waited += 10) {
+		if (errno != EBUSY || waited >= JAIL_CGROUP_WAIT_MS) {
+			fprintf(stderr, "vireo: cannot remove cgroup '%s': %s\n", cgroup,
+				strerror(errno));
+			return;
+		}
+		usleep(10000);
+	}
+}
+
 /* How the VM ended, when it did not exit by itself: the OOM killer is named. */
 static void report_killed(const char *cgroup, int sig)
 {
@@ -223,8 +240,7 @@ static void __attribute__((noreturn)) jail_wait(pid_t vm, const sigset_t *wait_s
 	}
 	if (WIFSIGNALED(status))
 		report_killed(cgroup, WTERMSIG(status));
-	if (rmdir(cgroup) < 0)
-		fprintf(stderr, "vireo: cannot remove cgroup '%s': %s\n", cgroup, strerror(errno));
+	cgroup_remove(cgroup);
 	/* exit(), not _exit(): it restores a terminal the VM left raw. */
 	exit(WIFEXITED(status) ? WEXITSTATUS(status) : EXIT_FAILURE);
 }
