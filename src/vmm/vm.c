@@ -598,7 +598,10 @@ enum vm_exit vm_run(const struct vm_config *cfg)
 	if (vm_prepare(&vm, cfg, &kernel, &initramfs) == 0) {
 		if (cfg->serial == SERIAL_STDIO || cfg->console == CONSOLE_VIRTIO)
 			terminal_enter_raw(STDIN_FILENO);
-		/* A jail's launcher does not return: it exits with the status of the VM. */
+		/*
+		 * A jail's launcher does not return: it exits with the VM's status,
+		 * restoring the terminal made raw above on its way out.
+		 */
 		if ((!cfg->jail.enabled || jail_enter(&cfg->jail, cfg->name, &vm.stop_signals) == 0) &&
 		    vm_start_backends(&vm) == 0) {
 			do {

@@ -5,8 +5,8 @@
 # inherited), and lives in a cgroup with the given limits, removed when it ends. The memory
 # limit holds: a guest that touches more is killed. A reboot restarts inside the jail, and a
 # signal to the launcher reaches the VM. User networking works from the jail, in the host's
-# network namespace, with a copy of /etc/resolv.conf its only file. Without cgroup2 the jail
-# refuses to start.
+# network namespace, with a copy of /etc/resolv.conf its only file. Without cgroup2, or
+# without a controller its limits need, the jail refuses to start.
 # vireo-boots: 5
 . "$(dirname "$0")/../lib.sh"
 
@@ -159,6 +159,13 @@ else
 fi
 if ls -d "$cgroot"/vireo/jailoom-* >/dev/null 2>&1; then
 	fail jail-cgroup-removed-after-a-kill "$(ls -d "$cgroot"/vireo/jailoom-*) is still there"
+	for f in "$cgroot"/vireo/jailoom-*/cgroup.threads "$cgroot"/vireo/jailoom-*/cgroup.events; do
+		note "  $f: $(tr '\n' ' ' <"$f")"
+	done
+	for t in $(cat "$cgroot"/vireo/jailoom-*/cgroup.threads); do
+		note "  thread $t: $(cat "/proc/$t/comm") (process $(sed -n 's/^Tgid:\t*//p' "/proc/$t/status"))"
+	done
+	note "  stderr: $(cat "$WORK/oom.err")"
 else
 	pass jail-cgroup-removed-after-a-kill
 fi
@@ -182,3 +189,10 @@ fi
 vm_run nocgroup run --kernel "$kernel" --initramfs "$initramfs" \
 	--jail "uid=1000,gid=1000,cgroup=$WORK/cg"
 expect_error jail-needs-cgroup2 "'$WORK' is not in a cgroup2 file system"
+
+# A parent cgroup whose own parent offers it no controller: memory= cannot be had there.
+mkdir -p "$cgroot/jailtest-bare"
+vm_run nomemory run --kernel "$kernel" --initramfs "$initramfs" \
+	--jail "uid=1000,gid=1000,memory=1G,cgroup=$cgroot/jailtest-bare/vms"
+expect_error jail-needs-the-memory-controller "cgroup '$cgroot/jailtest-bare/vms' has no memory controller"
+rmdir "$cgroot/jailtest-bare/vms" "$cgroot/jailtest-bare"
