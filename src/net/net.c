@@ -54,6 +54,11 @@ struct net_backend *net_open(const struct net_config *cfg, char *err, size_t err
 	return be;
 }
 
+int net_start(struct net_backend *be, char *err, size_t err_len)
+{
+	return be->ops->start ? be->ops->start(be, err, err_len) : 0;
+}
+
 void net_close(struct net_backend *be)
 {
 	if (!be)

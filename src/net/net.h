@@ -13,8 +13,9 @@
  * cannot take offloads never gets a header that asks for one: the device
  * offers only the features in net_backend.features.
  *
- * Threads: the device calls send and recv on the I/O thread; open and
- * close happen on the main thread before and after the VM runs.
+ * Threads: the device calls send and recv on the I/O thread; open, start
+ * and close happen on the main thread before and after the VM runs. Open
+ * starts no thread, so that the process can still fork into its jail.
  */
 #ifndef VIREO_NET_NET_H
 #define VIREO_NET_NET_H
@@ -89,6 +90,12 @@ struct net_ops {
 	 * frames that recv delivers may use (partial checksums, TSO). Optional.
 	 */
 	int (*set_offload)(struct net_backend *be, uint64_t guest_features);
+	/*
+	 * Starts what the backend runs beside the device (user networking's
+	 * thread), once the process is jailed. Optional. 0, or -1 with one
+	 * sentence in err.
+	 */
+	int (*start)(struct net_backend *be, char *err, size_t err_len);
 	void (*close)(struct net_backend *be);
 };
 
@@ -109,6 +116,8 @@ struct net_backend {
  * sentence in err that names the thing at fault.
  */
 struct net_backend *net_open(const struct net_config *cfg, char *err, size_t err_len);
+/* Starts its thread, if any: see net_ops.start. 0, or -1 with one sentence in err. */
+int net_start(struct net_backend *be, char *err, size_t err_len);
 void net_close(struct net_backend *be);
 
 /*

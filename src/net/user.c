@@ -300,9 +300,22 @@ static void user_close(struct net_backend *be)
 	free(u);
 }
 
+static int user_start(struct net_backend *be, char *err, size_t err_len)
+{
+	struct user *u = (struct user *)be;
+
+	if (pthread_create(&u->thread, NULL, user_thread, u) != 0) {
+		snprintf(err, err_len, "--net user: cannot start its thread");
+		return -1;
+	}
+	u->thread_started = true;
+	return 0;
+}
+
 static const struct net_ops user_ops = {
 	.send = user_send,
 	.recv = user_recv,
+	.start = user_start,
 	.close = user_close,
 };
 
@@ -325,7 +338,8 @@ static int user_hostfwds(struct user *u, const struct net_config *cfg, char *err
 	return 0;
 }
 
-static int user_start_slirp(struct user *u, const struct net_config *cfg, char *err,
+/* libslirp and its host forwards (their listening sockets); the thread starts later. */
+static int user_new_slirp(struct user *u, const struct net_config *cfg, char *err,
 			    size_t err_len)
 {
 	SlirpConfig sc = {
@@ -348,14 +362,7 @@ static int user_start_slirp(struct user *u, const struct net_config *cfg, char *
 		snprintf(err, err_len, "--net user: libslirp could not start");
 		return -1;
 	}
-	if (user_hostfwds(u, cfg, err, err_len) < 0)
-		return -1;
-	if (pthread_create(&u->thread, NULL, user_thread, u) != 0) {
-		snprintf(err, err_len, "--net user: cannot start its thread");
-		return -1;
-	}
-	u->thread_started = true;
-	return 0;
+	return user_hostfwds(u, cfg, err, err_len);
 }
 
 struct net_backend *user_open(const struct net_config *cfg, char *err, size_t err_len)
@@ -384,7 +391,7 @@ struct net_backend *user_open(const struct net_config *cfg, char *err, size_t er
 		setsockopt(sv[i], SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
 		setsockopt(sv[i], SOL_SOCKET, SO_RCVBUF, &size, sizeof(size));
 	}
-	if (user_start_slirp(u, cfg, err, err_len) < 0) {
+	if (user_new_slirp(u, cfg, err, err_len) < 0) {
 		user_close(&u->be);
 		return NULL;
 	}

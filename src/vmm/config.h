@@ -7,6 +7,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "disk/disk.h"
 #include "net/net.h"
@@ -33,6 +34,30 @@ enum console_mode {
 	CONSOLE_VIRTIO, /* it is virtio-console, hvc0; the serial port only prints */
 };
 
+#define JAIL_DEFAULT_CGROUP "/sys/fs/cgroup/vireo"
+#define JAIL_CPU_PERIOD_US 100000 /* cpu.max's period; cpus= sets the quota per period */
+#define JAIL_MAX_CPUS 1024	  /* for cpus=, in host CPUs */
+#define JAIL_MAX_PIDS 4194304	  /* PID_MAX_LIMIT */
+
+enum jail_netns {
+	JAIL_NETNS_AUTO, /* while parsing: new, or the host's when a NIC is --net user */
+	JAIL_NETNS_NEW,	 /* a network namespace of its own: only the TAPs opened before */
+	JAIL_NETNS_HOST, /* the host's: user networking opens sockets while the VM runs */
+};
+
+/* --jail: where the VM runs once everything it needs is open (sandbox/jail.h). */
+struct jail_config {
+	bool enabled;
+	uid_t uid; /* never 0 */
+	gid_t gid; /* never 0 */
+	const char *cgroup_parent; /* the VM's cgroup is made below it */
+	uint64_t memory_max;	   /* bytes; 0: no limit */
+	uint64_t cpu_quota_us;	   /* per JAIL_CPU_PERIOD_US; 0: no limit */
+	unsigned int pids_max;	   /* processes and threads; 0: no limit */
+	enum jail_netns netns;
+	bool resolv_conf; /* a copy of /etc/resolv.conf in the root: libslirp reads it as it runs */
+};
+
 enum reboot_action {
 	REBOOT_EXIT,	/* vireo exits with VIREO_EXIT_REBOOT */
 	REBOOT_RESTART, /* the guest starts again in the same process */
@@ -57,6 +82,7 @@ struct vm_config {
 	int nr_disks;
 	struct net_config nics[CONFIG_MAX_NICS]; /* --net, in order: eth0 first */
 	int nr_nics;
+	struct jail_config jail;
 };
 
 void config_init(struct vm_config *cfg);

@@ -26,6 +26,7 @@ void config_init(struct vm_config *cfg)
 	cfg->console = CONSOLE_SERIAL;
 	cfg->rng = true;
 	cfg->rng_rate = VIRTIO_RNG_DEFAULT_RATE;
+	cfg->jail.cgroup_parent = JAIL_DEFAULT_CGROUP;
 }
 
 int options_parse_size(const char *text, uint64_t *bytes)
@@ -276,6 +277,137 @@ static int parse_disk(char *arg, struct vm_config *cfg, char *err, size_t err_le
 	return 0;
 }
 
+/* A decimal number from 0 to max, digits only; 0 or -EINVAL. */
+static int parse_decimal(const char *text, unsigned long max, unsigned long *out)
+{
+	char *end;
+
+	if (!text || *text < '0' || *text > '9')
+		return -EINVAL;
+	errno = 0;
+	*out = strtoul(text, &end, 10);
+	return errno || *end != '\0' || *out > max ? -EINVAL : 0;
+}
+
+/* The user or group id of --jail: a number, and never root's. */
+static int parse_jail_id(const char *key, const char *value, unsigned long *id, char *err,
+			 size_t err_len)
+{
+	if (parse_decimal(value, UINT32_MAX - 1, id) < 0)
+		return errmsg(err, err_len, "--jail %s=%s is not a numeric id", key, value);
+	if (*id == 0)
+		return errmsg(err, err_len,
+			      "--jail %s=0 would leave the VM root in its jail: give an "
+			      "unprivileged id",
+			      key);
+	return 0;
+}
+
+/* cpus=N.N: host CPUs' worth of time, as a quota per cpu.max period (at least 1 ms). */
+static int parse_jail_cpus(const char *value, uint64_t *quota_us, char *err, size_t err_len)
+{
+	char *end;
+	double cpus;
+
+	if (*value >= '0' && *value <= '9') {
+		cpus = strtod(value, &end);
+		if (*end == '\0' && cpus >= 0.01 && cpus <= JAIL_MAX_CPUS) {
+			*quota_us = (uint64_t)(cpus * JAIL_CPU_PERIOD_US + 0.5);
+			return 0;
+		}
+	}
+	return errmsg(err, err_len, "--jail cpus=%s is not a number of host CPUs from 0.01 to %d",
+		      value, JAIL_MAX_CPUS);
+}
+
+static int parse_jail_pair(struct jail_config *jail, const char *key, const char *value,
+			   char *err, size_t err_len)
+{
+	unsigned long n;
+
+	if (!value || !*value)
+		return errmsg(err, err_len, "--jail: '%s' needs a value (%s=...)", key, key);
+	if (strcmp(key, "uid") == 0) {
+		if (parse_jail_id(key, value, &n, err, err_len) < 0)
+			return -EINVAL;
+		jail->uid = (uid_t)n;
+	} else if (strcmp(key, "gid") == 0) {
+		if (parse_jail_id(key, value, &n, err, err_len) < 0)
+			return -EINVAL;
+		jail->gid = (gid_t)n;
+	} else if (strcmp(key, "cgroup") == 0) {
+		if (*value != '/')
+			return errmsg(err, err_len,
+				      "--jail cgroup=%s is not an absolute path (such as %s)", value,
+				      JAIL_DEFAULT_CGROUP);
+		jail->cgroup_parent = value;
+	} else if (strcmp(key, "memory") == 0) {
+		if (options_parse_size(value, &jail->memory_max) < 0 || jail->memory_max == 0)
+			return errmsg(err, err_len, "--jail memory=%s is not a size (try 1G)", value);
+	} else if (strcmp(key, "cpus") == 0) {
+		return parse_jail_cpus(value, &jail->cpu_quota_us, err, err_len);
+	} else if (strcmp(key, "pids") == 0) {
+		if (parse_decimal(value, JAIL_MAX_PIDS, &n) < 0 || n == 0)
+			return errmsg(err, err_len, "--jail pids=%s is not a number from 1 to %d",
+				      value, JAIL_MAX_PIDS);
+		jail->pids_max = (unsigned int)n;
+	} else if (strcmp(key, "netns") == 0 && strcmp(value, "new") == 0) {
+		jail->netns = JAIL_NETNS_NEW;
+	} else if (strcmp(key, "netns") == 0 && strcmp(value, "host") == 0) {
+		jail->netns = JAIL_NETNS_HOST;
+	} else if (strcmp(key, "netns") == 0) {
+		return errmsg(err, err_len, "--jail netns=%s: use new or host", value);
+	} else {
+		return errmsg(err, err_len,
+			      "--jail: unknown key '%s' (uid, gid, cgroup, memory, cpus, pids, "
+			      "netns)",
+			      key);
+	}
+	return 0;
+}
+
+/* --jail uid=N,gid=N[,cgroup=PATH][,memory=SIZE][,cpus=N.N][,pids=N][,netns=new|host] */
+static int parse_jail(char *arg, struct vm_config *cfg, char *err, size_t err_len)
+{
+	struct jail_config *jail = &cfg->jail;
+	char *cursor = arg, *key, *value;
+
+	jail->enabled = true;
+	while ((key = next_pair(&cursor, &value)) != NULL) {
+		if (parse_jail_pair(jail, key, value, err, err_len) < 0)
+			return -EINVAL;
+	}
+	if (!jail->uid || !jail->gid)
+		return errmsg(err, err_len, "--jail needs uid=N and gid=N: the ids the VM runs as");
+	return 0;
+}
+
+/*
+ * What --jail needs from the other options, once all are read: the cgroup is
+ * named after --name, and user networking keeps the host's network namespace
+ * and reads the host's resolver from /etc/resolv.conf.
+ */
+static int check_jail(struct vm_config *cfg, char *err, size_t err_len)
+{
+	bool user_net = false;
+
+	if (!cfg->jail.enabled)
+		return 0;
+	if (strchr(cfg->name, '/'))
+		return errmsg(err, err_len, "--name '%s' has a '/': with --jail it names a cgroup",
+			      cfg->name);
+	for (int i = 0; i < cfg->nr_nics; i++)
+		user_net |= cfg->nics[i].kind == NET_USER;
+	if (user_net && cfg->jail.netns == JAIL_NETNS_NEW)
+		return errmsg(err, err_len,
+			      "--jail netns=new: --net user opens its connections from the "
+			      "host's network namespace");
+	if (cfg->jail.netns == JAIL_NETNS_AUTO)
+		cfg->jail.netns = user_net ? JAIL_NETNS_HOST : JAIL_NETNS_NEW;
+	cfg->jail.resolv_conf = user_net;
+	return 0;
+}
+
 /* --net tap=NAME|bridge=NAME|user[,mac=MAC][,mtu=N][,vhost=on][,hostfwd=...]: see net/net.h. */
 static int parse_net(char *arg, struct vm_config *cfg, char *err, size_t err_len)
 {
@@ -302,6 +434,7 @@ enum {
 	OPT_CONSOLE,
 	OPT_RNG,
 	OPT_NET,
+	OPT_JAIL,
 };
 
 static const struct option run_options[] = {
@@ -318,6 +451,7 @@ static const struct option run_options[] = {
 	{ "console", required_argument, NULL, OPT_CONSOLE },
 	{ "rng", required_argument, NULL, OPT_RNG },
 	{ "net", required_argument, NULL, OPT_NET },
+	{ "jail", required_argument, NULL, OPT_JAIL },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ NULL, 0, NULL, 0 },
 };
@@ -342,6 +476,7 @@ static int parse_run_option(int opt, char *arg, struct vm_config *cfg, char *err
 	case OPT_CONSOLE: return parse_console(arg, cfg, err, err_len);
 	case OPT_RNG: return parse_rng(arg, cfg, err, err_len);
 	case OPT_NET: return parse_net(arg, cfg, err, err_len);
+	case OPT_JAIL: return parse_jail(arg, cfg, err, err_len);
 	default:
 		return errmsg(err, err_len, "unknown option (see 'vireo --help')");
 	}
@@ -377,7 +512,7 @@ static int parse_run(int argc, char **argv, enum options_command *command,
 		return errmsg(err, err_len, "unexpected argument '%s'", argv[optind]);
 	if (!cfg->kernel_path)
 		return errmsg(err, err_len, "no kernel given: use --kernel PATH");
-	return 0;
+	return check_jail(cfg, err, err_len);
 }
 
 int options_parse(int argc, char **argv, enum options_command *command, struct vm_config *cfg,
@@ -452,11 +587,17 @@ void options_print_help(void)
 	       "                          ,host-loopback=on (user: 10.0.2.2 reaches the host's\n"
 	       "                          127.0.0.1; default off) ,restrict=on (user: the guest can\n"
 	       "                          send nothing out, hostfwd still reaches it; default off)\n"
+	       "      --jail SPEC         once everything is open, run the VM jailed (root needed):\n"
+	       "                          an empty root, namespaces of its own, no capabilities, and\n"
+	       "                          a cgroup: uid=N,gid=N (not 0) then any of ,memory=SIZE\n"
+	       "                          ,cpus=N.N (host CPU time) ,pids=N ,cgroup=PARENT (default\n"
+	       "                          %s) ,netns=new|host (default: new, host\n"
+	       "                          with --net user)\n"
 	       "\n"
 	       "On a terminal the console is raw: Ctrl-A x quits, Ctrl-A h lists the keys.\n"
 	       "\n"
 	       "Exit status: 0 the guest powered off; 1 error; 2 the guest rebooted;\n"
 	       "             3 stopped by the user (Ctrl-A x) or a signal.\n",
 	       CONFIG_MAX_CPUS, CONFIG_DEFAULT_CPUS, CONFIG_DEFAULT_NAME, CONFIG_MAX_DISKS,
-	       CONFIG_MAX_NICS);
+	       CONFIG_MAX_NICS, JAIL_DEFAULT_CGROUP);
 }

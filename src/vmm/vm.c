@@ -38,6 +38,7 @@
 #include "x86/board.h"
 #include "x86/boot.h"
 #include "x86/layout.h"
+#include "sandbox/jail.h"
 
 #define VM_RUNNING (-1)
 
@@ -78,6 +79,7 @@ struct vm {
 	int stop_fd;		 /* eventfd: written when stop_reason is set */
 	atomic_int stop_reason;	 /* VM_RUNNING, then the first enum vm_exit */
 	int signal_fd;
+	sigset_t stop_signals;	 /* blocked; they arrive on signal_fd */
 	struct event_handler stop_handler;
 	struct event_handler signal_handler;
 };
@@ -504,11 +506,14 @@ static int block_stop_signals(sigset_t *set)
 	return pthread_sigmask(SIG_BLOCK, set, NULL) ? -1 : 0;
 }
 
+/*
+ * Opens everything the VM needs, so that the jail needs no file: the kernel and
+ * initramfs (mapped), disks, serial file, signals, network backends, /dev/kvm.
+ * Nothing here starts a thread or a ring: see vm_start_backends().
+ */
 static int vm_prepare(struct vm *vm, const struct vm_config *cfg, struct mapped_file *kernel,
 		      struct mapped_file *initramfs)
 {
-	sigset_t stop_signals;
-
 	const char *why = NULL;
 	int kvm_err;
 
@@ -517,6 +522,9 @@ static int vm_prepare(struct vm *vm, const struct vm_config *cfg, struct mapped_
 	vm->kernel = kernel;
 	vm->initramfs = initramfs;
 	vm->kvm.sys_fd = vm->kvm.vm_fd = vm->signal_fd = -1;
+	/* A jailed VM keeps only what it opens itself, besides stdin, stdout and stderr. */
+	if (cfg->jail.enabled)
+		close_range(STDERR_FILENO + 1, ~0U, 0);
 	if (map_file(cfg->kernel_path, "kernel", kernel) < 0)
 		return -1;
 	if (cfg->initramfs_path && map_file(cfg->initramfs_path, "initramfs", initramfs) < 0)
@@ -529,23 +537,21 @@ static int vm_prepare(struct vm *vm, const struct vm_config *cfg, struct mapped_
 			fprintf(stderr, "vireo: %s\n", err);
 			return -1;
 		}
-		disk_engine_start(vm->disks[i], cfg->disks[i].engine, DISK_ENGINE_DEPTH);
 	}
 	vm->serial_fd = open_serial_output(cfg);
 	if (cfg->serial == SERIAL_FILE && vm->serial_fd < 0)
 		return -1;
 	/* A console piped into a reader that quits must not kill the VM. */
 	signal(SIGPIPE, SIG_IGN);
-	if (vcpu_signals_init() < 0 || block_stop_signals(&stop_signals) < 0) {
+	if (vcpu_signals_init() < 0 || block_stop_signals(&vm->stop_signals) < 0) {
 		perror("vireo: signals");
 		return -1;
 	}
-	vm->signal_fd = signalfd(-1, &stop_signals, SFD_CLOEXEC | SFD_NONBLOCK);
+	vm->signal_fd = signalfd(-1, &vm->stop_signals, SFD_CLOEXEC | SFD_NONBLOCK);
 	if (vm->signal_fd < 0) {
 		perror("vireo: signalfd");
 		return -1;
 	}
-	/* After the signals are blocked: a backend's thread (user networking) inherits that. */
 	for (int i = 0; i < cfg->nr_nics; i++) {
 		char err[512];
 
@@ -564,6 +570,26 @@ static int vm_prepare(struct vm *vm, const struct vm_config *cfg, struct mapped_
 	return 0;
 }
 
+/*
+ * The disks' io_uring rings and the backends' threads, once everything is open
+ * and the process jailed: a fork keeps only the thread that calls it. They
+ * start after the stop signals are blocked, which their threads inherit.
+ */
+static int vm_start_backends(struct vm *vm)
+{
+	for (int i = 0; i < vm->cfg->nr_disks; i++)
+		disk_engine_start(vm->disks[i], vm->cfg->disks[i].engine, DISK_ENGINE_DEPTH);
+	for (int i = 0; i < vm->cfg->nr_nics; i++) {
+		char err[512];
+
+		if (net_start(vm->nets[i], err, sizeof(err)) < 0) {
+			fprintf(stderr, "vireo: %s\n", err);
+			return -1;
+		}
+	}
+	return 0;
+}
+
 enum vm_exit vm_run(const struct vm_config *cfg)
 {
 	struct mapped_file kernel = { 0 }, initramfs = { 0 };
@@ -573,9 +599,16 @@ enum vm_exit vm_run(const struct vm_config *cfg)
 	if (vm_prepare(&vm, cfg, &kernel, &initramfs) == 0) {
 		if (cfg->serial == SERIAL_STDIO || cfg->console == CONSOLE_VIRTIO)
 			terminal_enter_raw(STDIN_FILENO);
-		do {
-			result = vm_run_once(&vm);
-		} while (result == VM_EXIT_REBOOT && cfg->reboot == REBOOT_RESTART);
+		/*
+		 * A jail's launcher does not return: it exits with the VM's status,
+		 * restoring the terminal made raw above on its way out.
+		 */
+		if ((!cfg->jail.enabled || jail_enter(&cfg->jail, cfg->name, &vm.stop_signals) == 0) &&
+		    vm_start_backends(&vm) == 0) {
+			do {
+				result = vm_run_once(&vm);
+			} while (result == VM_EXIT_REBOOT && cfg->reboot == REBOOT_RESTART);
+		}
 		terminal_restore();
 	}
 	if (vm.signal_fd >= 0)

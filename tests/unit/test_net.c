@@ -269,8 +269,8 @@ static struct net_backend *user_backend_with(const char *spec)
 	parse(&p, spec);
 	assert_int_equal(p.rc, 0);
 	be = net_open(&p.cfg, p.err, sizeof(p.err));
-	if (!be)
-		fail_msg("user_open: %s", p.err);
+	if (!be || net_start(be, p.err, sizeof(p.err)) < 0)
+		fail_msg("user networking: %s", p.err);
 	assert_int_equal(be->features, 0);
 	assert_int_equal(be->mtu, NET_DEFAULT_MTU);
 	return be;

@@ -440,12 +440,118 @@ static void test_options_rejects_unknown_command(void **state)
 	assert_rejected(&p, "--kernel");
 }
 
+/* --jail and --net edit their argument in place, as --disk does: a writable copy. */
+#define WRITABLE(text) ((char[]){ text })
+
+static void test_options_jail_defaults_and_every_key(void **state)
+{
+	struct parsed p = PARSE("run", "--kernel", "k", "--jail", WRITABLE("uid=1000,gid=100"));
+
+	assert_int_equal(p.rc, 0);
+	assert_false(PARSE("run", "--kernel", "k").cfg.jail.enabled);
+	assert_true(p.cfg.jail.enabled);
+	assert_int_equal(p.cfg.jail.uid, 1000);
+	assert_int_equal(p.cfg.jail.gid, 100);
+	assert_string_equal(p.cfg.jail.cgroup_parent, "/sys/fs/cgroup/vireo");
+	assert_int_equal(p.cfg.jail.memory_max, 0);
+	assert_int_equal(p.cfg.jail.cpu_quota_us, 0);
+	assert_int_equal(p.cfg.jail.pids_max, 0);
+	assert_int_equal(p.cfg.jail.netns, JAIL_NETNS_NEW);
+
+	p = PARSE("run", "--kernel", "k", "--jail",
+		  WRITABLE("uid=1,gid=2,cgroup=/sys/fs/cgroup/vms,memory=768M,cpus=1.5,pids=64,"
+			   "netns=host"));
+	assert_int_equal(p.rc, 0);
+	assert_string_equal(p.cfg.jail.cgroup_parent, "/sys/fs/cgroup/vms");
+	assert_int_equal(p.cfg.jail.memory_max, 768 * MiB);
+	assert_int_equal(p.cfg.jail.cpu_quota_us, 150000);
+	assert_int_equal(p.cfg.jail.pids_max, 64);
+	assert_int_equal(p.cfg.jail.netns, JAIL_NETNS_HOST);
+}
+
+/*
+ * User networking opens its connections while the VM runs, from the host's
+ * namespace, and reads the host's resolver then.
+ */
+static void test_options_jail_keeps_host_netns_for_user_networking(void **state)
+{
+	struct parsed p = PARSE("run", "--kernel", "k", "--jail", WRITABLE("uid=1,gid=1"), "--net",
+				WRITABLE("user"));
+
+	assert_int_equal(p.rc, 0);
+	assert_int_equal(p.cfg.jail.netns, JAIL_NETNS_HOST);
+	assert_true(p.cfg.jail.resolv_conf);
+	p = PARSE("run", "--kernel", "k", "--net", WRITABLE("tap=tap0"), "--jail",
+		  WRITABLE("uid=1,gid=1"));
+	assert_int_equal(p.cfg.jail.netns, JAIL_NETNS_NEW);
+	assert_false(p.cfg.jail.resolv_conf);
+	p = PARSE("run", "--kernel", "k", "--net", WRITABLE("user"), "--jail",
+		  WRITABLE("uid=1,gid=1,netns=new"));
+	assert_rejected(&p, "netns=new");
+	assert_non_null(strstr(p.err, "--net user"));
+}
+
+/* --jail SPEC is refused with a sentence that names --jail and what. */
+static void assert_jail_rejected(const char *spec, const char *what)
+{
+	char copy[64];
+	struct parsed p;
+
+	snprintf(copy, sizeof(copy), "%s", spec);
+	p = PARSE("run", "--kernel", "k", "--jail", copy);
+	assert_rejected(&p, what);
+	assert_non_null(strstr(p.err, "--jail"));
+}
+
+static void test_options_jail_rejects_root_and_missing_ids(void **state)
+{
+	assert_jail_rejected("uid=0,gid=100", "uid=0");
+	assert_jail_rejected("uid=100,gid=0", "gid=0");
+	assert_jail_rejected("uid=100", "gid=N");
+	assert_jail_rejected("memory=1G", "uid=N");
+	assert_jail_rejected("uid=-1,gid=1", "uid=-1");
+	assert_jail_rejected("uid=4294967295,gid=1", "uid=4294967295");
+	assert_jail_rejected("uid=bob,gid=1", "uid=bob");
+}
+
+static void test_options_jail_rejects_bad_values(void **state)
+{
+	static const char *const bad[][2] = {
+		{ "uid=1,gid=1,memory=lots", "memory=lots" },
+		{ "uid=1,gid=1,memory=0", "memory=0" },
+		{ "uid=1,gid=1,cpus=0", "cpus=0" },
+		{ "uid=1,gid=1,cpus=2000", "cpus=2000" },
+		{ "uid=1,gid=1,cpus=1.5x", "cpus=1.5x" },
+		{ "uid=1,gid=1,cpus=-1", "cpus=-1" },
+		{ "uid=1,gid=1,pids=0", "pids=0" },
+		{ "uid=1,gid=1,pids=5000000", "pids=5000000" },
+		{ "uid=1,gid=1,netns=other", "netns=other" },
+		{ "uid=1,gid=1,cgroup=vireo", "cgroup=vireo" },
+		{ "uid=1,gid=1,cgroup=", "cgroup" },
+		{ "uid=1,gid=1,chroot=/x", "chroot" },
+	};
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		assert_jail_rejected(bad[i][0], bad[i][1]);
+}
+
+/* The VM's cgroup is named after --name: a '/' would put it somewhere else. */
+static void test_options_jail_rejects_name_with_slash(void **state)
+{
+	struct parsed p = PARSE("run", "--kernel", "k", "--name", "a/b", "--jail",
+				WRITABLE("uid=1,gid=1"));
+
+	assert_rejected(&p, "--name 'a/b'");
+	p = PARSE("run", "--kernel", "k", "--name", "a/b");
+	assert_int_equal(p.rc, 0);
+}
+
 /* The help names every option the parser accepts. */
 static void test_options_help_lists_every_run_option(void **state)
 {
 	static const char *const options[] = { "--kernel", "--initramfs", "--cmdline", "--cpus",
 					       "--memory", "--serial", "--reboot", "--name",
-					       "--console", "--rng",
+					       "--console", "--rng", "--jail",
 					       "-k,", "-i,", "-c,", "-p,", "-m," };
 	FILE *capture = tmpfile();
 	char text[8192];
@@ -539,6 +645,11 @@ int main(void)
 		cmocka_unit_test(test_options_check_command),
 		cmocka_unit_test(test_options_help_and_version),
 		cmocka_unit_test(test_options_rejects_unknown_command),
+		cmocka_unit_test(test_options_jail_defaults_and_every_key),
+		cmocka_unit_test(test_options_jail_keeps_host_netns_for_user_networking),
+		cmocka_unit_test(test_options_jail_rejects_root_and_missing_ids),
+		cmocka_unit_test(test_options_jail_rejects_bad_values),
+		cmocka_unit_test(test_options_jail_rejects_name_with_slash),
 		cmocka_unit_test(test_options_help_lists_every_run_option),
 		/* Last: each leaves getopt in the middle of a cluster. */
 		cmocka_unit_test(test_options_second_parse_is_independent_of_first),
