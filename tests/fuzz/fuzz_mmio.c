@@ -331,10 +331,15 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	return 0;
 }
 
-static void set_half(uint64_t *addr, uint32_t value, bool high)
+/* Where the driver keeps the ring address that a QueueDesc/Avail/Used register sets. */
+static uint64_t *driver_ring_addr(struct harness_queue *hq, uint64_t offset)
 {
-	*addr = high ? (*addr & 0xffffffffULL) | (uint64_t)value << 32
-		     : (*addr & ~0xffffffffULL) | value;
+	switch (offset & ~4ULL) { /* the high half sits 4 bytes after the low one */
+	case VIRTIO_MMIO_QUEUE_DESC_LOW: return &hq->desc_gpa;
+	case VIRTIO_MMIO_QUEUE_AVAIL_LOW: return &hq->avail_gpa;
+	case VIRTIO_MMIO_QUEUE_USED_LOW: return &hq->used_gpa;
+	default: return NULL;
+	}
 }
 
 /* Every register write of the program: the driver remembers what it wrote. */
@@ -342,6 +347,7 @@ static void reg_write(struct dev *d, uint64_t offset, uint32_t value)
 {
 	struct harness_queue *hq = d->queue_sel < VIRTIO_MAX_QUEUES ? &d->h.queues[d->queue_sel]
 								    : NULL;
+	uint64_t *addr = hq ? driver_ring_addr(hq, offset) : NULL;
 
 	if (offset == VIRTIO_MMIO_STATUS)
 		d->reset |= value == 0;
@@ -349,13 +355,9 @@ static void reg_write(struct dev *d, uint64_t offset, uint32_t value)
 		d->queue_sel = value;
 	else if (hq && offset == VIRTIO_MMIO_QUEUE_NUM)
 		hq->size = (uint16_t)value;
-	else if (hq && (offset == VIRTIO_MMIO_QUEUE_DESC_LOW || offset == VIRTIO_MMIO_QUEUE_DESC_HIGH))
-		set_half(&hq->desc_gpa, value, offset == VIRTIO_MMIO_QUEUE_DESC_HIGH);
-	else if (hq && (offset == VIRTIO_MMIO_QUEUE_AVAIL_LOW ||
-			offset == VIRTIO_MMIO_QUEUE_AVAIL_HIGH))
-		set_half(&hq->avail_gpa, value, offset == VIRTIO_MMIO_QUEUE_AVAIL_HIGH);
-	else if (hq && (offset == VIRTIO_MMIO_QUEUE_USED_LOW || offset == VIRTIO_MMIO_QUEUE_USED_HIGH))
-		set_half(&hq->used_gpa, value, offset == VIRTIO_MMIO_QUEUE_USED_HIGH);
+	else if (addr)
+		*addr = offset & 4 ? (*addr & 0xffffffffULL) | (uint64_t)value << 32
+				   : (*addr & ~0xffffffffULL) | value;
 	harness_write_reg(&d->h, offset, value);
 }
 
@@ -448,7 +450,8 @@ static void write_desc(struct dev *d, unsigned int q, uint16_t index, uint64_t a
 				     : NULL;
 
 	if (desc)
-		*desc = (struct vring_desc){ .addr = addr, .len = len, .flags = flags, .next = next };
+		*desc = (struct vring_desc){ .addr = addr, .len = len, .flags = flags,
+					     .next = next };
 }
 
 /* Puts head in the next avail entry and moves avail->idx past it. */
@@ -470,7 +473,8 @@ static void op_desc(struct dev *d, struct input *in, unsigned int q)
 	uint16_t index = get8(in);
 	uint64_t addr = HARNESS_RAM_GPA + get_n(in, 3) % (d->h.ram_size + 8192);
 	uint32_t len = get_n(in, 2);
-	uint16_t flags = get8(in) & (VRING_DESC_F_NEXT | VRING_DESC_F_WRITE | VRING_DESC_F_INDIRECT);
+	uint16_t flags = get8(in) & (VRING_DESC_F_NEXT | VRING_DESC_F_WRITE |
+				     VRING_DESC_F_INDIRECT);
 
 	write_desc(d, q, index, addr, len, flags, get8(in));
 }
@@ -665,10 +669,10 @@ static void check_vhost(struct run *r)
 	if (bound && !(r->dev[1].status & VIRTIO_CONFIG_S_DRIVER_OK))
 		fuzz_fail("vhost kept the rings through a reset");
 	if (host.call_fd >= 0 && host.call_fd < MAX_FDS && host.watched[host.call_fd] != bound)
-		fuzz_fail("vhost's call fd is watched when vhost does not have the rings, or not when it does");
+		fuzz_fail("vhost's call fd is watched while vhost lacks the rings, or the reverse");
 	for (unsigned int q = 0; q < VHOST_NET_RINGS; q++)
 		if (host.kick_watched[q] == bound)
-			fuzz_fail("the transport reads the kicks while vhost has the rings, or not when it does not");
+			fuzz_fail("kicks read while vhost has the rings, or the reverse");
 }
 
 /* --- the run ------------------------------------------------------------------------ */
