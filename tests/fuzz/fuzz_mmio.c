@@ -8,12 +8,13 @@
  * (nonexistent ones too), and resets; between its steps the disk's engine
  * completes requests (io_uring, so they arrive on the event loop; the sync
  * engine where io_uring is refused or the input asks), the network peer
- * delivers frames, fills up or dies, and the blk batch timer fires.
+ * delivers frames, fills up or dies, and the blk batch timer fires (in
+ * real time: a turn of the loop may wait for it).
  *
  * The NIC may have vhost-net: /dev/vhost-net is played by the target (the
  * core's open64() and ioctl() reach __wrap_* below through the linker's
- * --wrap), a kernel that checks what it is handed and fails the ioctl the
- * input says.
+ * --wrap), a kernel that checks what it is handed and fails the start
+ * ioctl the input says.
  *
  * Checked after every step (a violation aborts):
  *   - nothing outside fake RAM is touched (ASan, and the page after RAM);
@@ -45,7 +46,7 @@
  *   9 kick     queue (1)
  *   10 pump    the loop's ready handlers; a & 1: wait up to WAIT_MS first (MAX_WAITS a run)
  *   11 peer    a & 3: 0 a frame arrives (3 length, 12 header), 1 full once, 2 dead
- *   12 vhost   the vhost ioctl that many (1) from now fails; 0 none
+ *   12 vhost   the vhost start ioctl that many (1) from now fails; 0 none
  *   13 poke    RAM offset (3), length (1 & 31), the bytes
  *   14-15 reset
  */
