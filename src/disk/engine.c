@@ -195,7 +195,10 @@ void disk_drain(struct disk *disk)
 	struct io_uring_cqe *cqe;
 
 	while (u && u->in_flight > 0) {
-		if (io_uring_wait_cqe(&u->ring, &cqe) < 0)
+		int err = io_uring_wait_cqe(&u->ring, &cqe);
+
+		/* A signal (vcpu_kick() on the vCPU thread that resets a device) ends the wait only. */
+		if (err < 0 && err != -EINTR)
 			return;
 		disk_reap(disk);
 	}

@@ -25,10 +25,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <linux/virtio_blk.h>
 #include <linux/virtio_config.h>
@@ -37,6 +35,7 @@
 
 #include "disk/disk.h"
 #include "virtio/blk.h"
+#include "fuzz_disk.h"
 #include "fuzz_input.h"
 #include "virtio_harness.h"
 
@@ -51,39 +50,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static struct disk *disks[2]; /* read-write, read-only */
 
-/* One image per mode, unlinked at once: nothing is left behind, even after a crash. */
-static struct disk *make_disk(bool readonly)
-{
-	static char paths[2][256];
-	char *path = paths[readonly];
-	/* tmpfs when there is one: flushes cost nothing there. */
-	const char *dir = getenv("TMPDIR") ? getenv("TMPDIR")
-			  : access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
-	struct disk_config cfg = { .path = path, .readonly = readonly };
-	char err[256];
-	struct disk *disk;
-	int fd;
-
-	snprintf(path, sizeof(paths[0]), "%s/vireo-fuzz-blk-XXXXXX", dir);
-	fd = mkstemp(path);
-	if (fd < 0 || ftruncate(fd, DISK_SIZE) < 0) {
-		perror("fuzz_blk: temporary image");
-		abort();
-	}
-	close(fd);
-	disk = disk_open(&cfg, err, sizeof(err));
-	unlink(path);
-	if (!disk) {
-		fprintf(stderr, "fuzz_blk: %s\n", err);
-		abort();
-	}
-	return disk;
-}
-
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-	disks[0] = make_disk(false);
-	disks[1] = make_disk(true);
+	disks[0] = fuzz_disk_open(false, DISK_SIZE);
+	disks[1] = fuzz_disk_open(true, DISK_SIZE);
 	return 0;
 }
 

@@ -26,16 +26,11 @@
  *   3 misc   bit 2 kick RX, bit 3 kick TX, bit 4 turn the loop, bit 5 the next send is
  *            refused with -EAGAIN, bit 6 the backend dies
  */
-#include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/epoll.h>
-#include <sys/eventfd.h>
-#include <unistd.h>
 
 #include <linux/virtio_config.h>
 #include <linux/virtio_mmio.h>
@@ -44,99 +39,19 @@
 
 #include "net/net.h"
 #include "virtio/net.h"
+#include "fake_net.h"
 #include "fuzz_input.h"
+#include "fuzz_support.h"
 #include "virtio_harness.h"
 #include "vmm/event_loop.h"
 
 #define RAM_SIZE (1u << 20)
 #define MAX_OPS 256
-#define MAX_PEER_FRAMES 8
 #define RXQ 0
 #define TXQ 1
 #define F(bit) (1ULL << (bit))
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-static void die(const char *what)
-{
-	fprintf(stderr, "fuzz_net: %s\n", what);
-	abort();
-}
-
-/* --- the fake backend -------------------------------------------------------------- */
-
-struct fake {
-	struct net_backend be;
-	uint32_t frame_len[MAX_PEER_FRAMES];
-	uint8_t frame_hdr[MAX_PEER_FRAMES][NET_HDR_LEN];
-	unsigned int head, tail;
-	bool eagain, dead;
-	uint64_t features; /* negotiated: what sent headers may ask for */
-};
-
-static ssize_t fake_send(struct net_backend *be, const struct iovec *iov, int n)
-{
-	struct fake *f = (struct fake *)be;
-	struct virtio_net_hdr h;
-	size_t len = 0;
-	uint8_t gso;
-
-	for (int i = 0; i < n; i++)
-		len += iov[i].iov_len;
-	if (len < NET_HDR_LEN + NET_ETH_HLEN || len > NET_MAX_FRAME || iov[0].iov_len != NET_HDR_LEN)
-		die("the backend got a frame of a length the device should have refused");
-	memcpy(&h, iov[0].iov_base, sizeof(h));
-	gso = h.gso_type & ~VIRTIO_NET_HDR_GSO_ECN;
-	if ((h.flags & ~VIRTIO_NET_HDR_F_NEEDS_CSUM) ||
-	    ((h.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) && !(f->features & F(VIRTIO_NET_F_CSUM))) ||
-	    (gso == VIRTIO_NET_HDR_GSO_TCPV4 && !(f->features & F(VIRTIO_NET_F_HOST_TSO4))) ||
-	    (gso == VIRTIO_NET_HDR_GSO_TCPV6 && !(f->features & F(VIRTIO_NET_F_HOST_TSO6))) ||
-	    (gso != VIRTIO_NET_HDR_GSO_NONE && gso != VIRTIO_NET_HDR_GSO_TCPV4 &&
-	     gso != VIRTIO_NET_HDR_GSO_TCPV6))
-		die("the backend got a header asking for what was not negotiated");
-	if (f->dead)
-		return -EBADFD;
-	if (f->eagain) {
-		f->eagain = false;
-		return -EAGAIN;
-	}
-	return (ssize_t)len;
-}
-
-static ssize_t fake_recv(struct net_backend *be, const struct iovec *iov, int n)
-{
-	struct fake *f = (struct fake *)be;
-	unsigned int slot;
-	uint32_t len, at = 0;
-	uint64_t count;
-
-	if (f->dead)
-		return -EBADFD;
-	if (f->head == f->tail)
-		return -EAGAIN;
-	slot = f->head++ % MAX_PEER_FRAMES;
-	len = f->frame_len[slot];
-	for (int i = 0; i < n && at < len; i++) {
-		uint8_t *p = iov[i].iov_base;
-
-		for (size_t j = 0; j < iov[i].iov_len && at < len; j++, at++)
-			p[j] = at < NET_HDR_LEN ? f->frame_hdr[slot][at] : (uint8_t)at;
-	}
-	if (f->head == f->tail && read(be->fd, &count, sizeof(count)) < 0)
-		return (ssize_t)len; /* the eventfd was already clear */
-	return (ssize_t)len;
-}
-
-static void fake_close(struct net_backend *be)
-{
-	(void)be;
-}
-
-static const struct net_ops fake_ops = {
-	.send = fake_send,
-	.recv = fake_recv,
-	.close = fake_close,
-};
 
 /* --- the driver's bookkeeping ------------------------------------------------------ */
 
@@ -152,7 +67,7 @@ struct chain {
 struct state {
 	struct harness h;
 	struct event_loop loop;
-	struct fake fake;
+	struct fake_net fake;
 	struct virtio_net *net;
 	uint16_t size;
 	unsigned int descs_used[2]; /* descriptors handed out: never reused */
@@ -231,39 +146,6 @@ static void op_rx(struct state *s, struct input *in, uint8_t op)
 	add_chain(s, RXQ, bufs, n, (op & 0x20) != 0);
 }
 
-static void op_peer(struct state *s, struct input *in)
-{
-	struct fake *f = &s->fake;
-	unsigned int slot = f->tail % MAX_PEER_FRAMES;
-	uint32_t len = NET_HDR_LEN + get_n(in, 3) % (NET_MAX_FRAME + 100);
-
-	for (int i = 0; i < NET_HDR_LEN; i++)
-		f->frame_hdr[slot][i] = get8(in);
-	if (f->tail - f->head == MAX_PEER_FRAMES)
-		return;
-	f->frame_len[slot] = len;
-	f->tail++;
-	if (eventfd_write(f->be.fd, 1) < 0)
-		die("eventfd_write");
-}
-
-static void turn_loop(struct state *s)
-{
-	struct epoll_event ev[8];
-
-	for (int round = 0; round < 8; round++) {
-		int n = epoll_wait(s->loop.epoll_fd, ev, 8, 0);
-
-		for (int i = 0; i < n; i++) {
-			struct event_handler *h = ev[i].data.ptr;
-
-			h->fn(h->opaque, ev[i].events);
-		}
-		if (n <= 0)
-			return;
-	}
-}
-
 /* The first 12 bytes of an RX chain's writable buffers: the header the device wrote. */
 static uint16_t chain_num_buffers(struct state *s, const struct chain *c)
 {
@@ -277,7 +159,7 @@ static uint16_t chain_num_buffers(struct state *s, const struct chain *c)
 			hdr[got++] = p[j];
 	}
 	if (got < NET_HDR_LEN)
-		die("an RX answer with bytes in a chain too small for a header");
+		fuzz_fail("an RX answer with bytes in a chain too small for a header");
 	return (uint16_t)(hdr[10] | hdr[11] << 8);
 }
 
@@ -291,31 +173,31 @@ static void check_used(struct state *s, unsigned int q)
 		struct chain *c;
 
 		if (id >= s->size || !s->chains[q][id].in_flight)
-			die("an answer for a chain not in flight");
+			fuzz_fail("an answer for a chain not in flight");
 		c = &s->chains[q][id];
 		c->in_flight = 0;
 		if (q == TXQ && len != 0)
-			die("a TX answer claims bytes written");
+			fuzz_fail("a TX answer claims bytes written");
 		if (q == TXQ || len == 0) {
 			if (frame_left)
-				die("an RX frame's buffers were interleaved with other answers");
+				fuzz_fail("an RX frame's buffers were interleaved with other answers");
 			continue;
 		}
 		if (len > c->writable)
-			die("an RX answer claims more bytes than the chain holds");
+			fuzz_fail("an RX answer claims more bytes than the chain holds");
 		if (frame_left) {
 			frame_left--;
 			continue;
 		}
 		frame_left = chain_num_buffers(s, c);
 		if (frame_left == 0 || (!mrg && frame_left != 1))
-			die("an RX frame with a wrong num_buffers");
+			fuzz_fail("an RX frame with a wrong num_buffers");
 		if (harness_pending_used(&s->h, q) < frame_left - 1)
-			die("an RX frame's buffers were not published together");
+			fuzz_fail("an RX frame's buffers were not published together");
 		frame_left--;
 	}
 	if (frame_left)
-		die("an RX frame's buffers are missing");
+		fuzz_fail("an RX frame's buffers are missing");
 }
 
 static uint64_t wanted_features(uint8_t b)
@@ -350,23 +232,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	uint8_t b = get8(&in);
 
 	if (!s || event_loop_init(&s->loop) < 0)
-		die("setup");
-	s->fake.be = (struct net_backend){
-		.ops = &fake_ops, .fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC),
-		.features = F(VIRTIO_NET_F_CSUM) | F(VIRTIO_NET_F_HOST_TSO4) |
-			    F(VIRTIO_NET_F_HOST_TSO6) | F(VIRTIO_NET_F_HOST_ECN) |
-			    F(VIRTIO_NET_F_GUEST_CSUM) | F(VIRTIO_NET_F_GUEST_TSO4) |
-			    F(VIRTIO_NET_F_GUEST_TSO6) | F(VIRTIO_NET_F_GUEST_ECN), /* a TAP's */
-		.mtu = 1500,
-	};
+		fuzz_fail("setup");
+	fake_net_init(&s->fake);
 	s->size = (uint16_t)(16u << (b >> 6));
 	harness_init(&s->h, RAM_SIZE);
 	s->net = virtio_net_create(&s->fake.be, mac, "net0", &s->h.mem, &s->loop);
 	if (!s->net)
-		die("virtio_net_create");
+		fuzz_fail("virtio_net_create");
 	harness_attach(&s->h, virtio_net_device(s->net));
 	if (harness_start(&s->h, wanted_features(b), 2, s->size) < 0)
-		die("the device refused a consistent feature set");
+		fuzz_fail("the device refused a consistent feature set");
 	s->features = s->h.features;
 	s->fake.features = s->features;
 	for (int ops = 0; ops < MAX_OPS && in.left; ops++) {
@@ -375,7 +250,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		switch (op & 3) {
 		case 0: op_tx(s, &in, op); break;
 		case 1: op_rx(s, &in, op); break;
-		case 2: op_peer(s, &in); break;
+		case 2: fake_net_deliver(&s->fake, &in); break;
 		case 3:
 			s->fake.eagain |= (op & 0x20) != 0;
 			s->fake.dead |= (op & 0x40) != 0;
@@ -384,17 +259,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			if (op & 8)
 				harness_kick(&s->h, TXQ);
 			if (op & 16)
-				turn_loop(s);
+				fuzz_pump(&s->loop, 0);
 			break;
 		}
 		check_used(s, RXQ);
 		check_used(s, TXQ);
 	}
-	turn_loop(s);
+	fuzz_pump(&s->loop, 0);
 	check_used(s, RXQ);
 	check_used(s, TXQ);
 	virtio_net_destroy(s->net);
-	close(s->fake.be.fd);
+	fake_net_destroy(&s->fake);
 	harness_destroy(&s->h);
 	event_loop_destroy(&s->loop);
 	free(s);

@@ -10,6 +10,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -709,6 +710,99 @@ static int republish_while_full(void)
 	return 0;
 }
 
+/* A read the engine keeps in flight until the test says, and whether it finished. */
+struct held_read {
+	struct disk_io io;
+	bool done;
+	ssize_t result;
+};
+
+static void held_read_done(struct disk_io *io, ssize_t result)
+{
+	struct held_read *r = (struct held_read *)io;
+
+	r->done = true;
+	r->result = result;
+}
+
+/* The thread that drains, and the pipe that feeds the held read. */
+struct kicker {
+	pthread_t drainer;
+	int feed_fd;
+};
+
+static void ignore_signal(int sig)
+{
+	(void)sig;
+}
+
+/* Signals the draining thread as vcpu_kick() does, a few times, then lets the read finish. */
+static void *kick_then_feed(void *opaque)
+{
+	struct kicker *k = opaque;
+	uint8_t sector[512] = { 0 };
+
+	for (int i = 0; i < 10; i++) {
+		usleep(10000);
+		pthread_kill(k->drainer, SIGUSR1);
+	}
+	if (write(k->feed_fd, sector, sizeof(sector)) != (ssize_t)sizeof(sector))
+		abort();
+	return NULL;
+}
+
+/*
+ * A device reset drains the engine on a vCPU thread, which vcpu_kick()
+ * signals: a signal that lands in the wait must not end the drain with
+ * requests still in flight, or they complete after the device forgot them
+ * (in a fuzz run: into a freed device, then into unmapped guest RAM).
+ */
+static void test_disk_drain_waits_through_signals(void **state)
+{
+	char path[256];
+	struct disk_config cfg = { .path = path };
+	char err[256];
+	struct sigaction sa = { .sa_handler = ignore_signal }, old;
+	uint8_t buf[512];
+	struct iovec iov = { buf, sizeof(buf) };
+	struct held_read r = {
+		.io = { .op = DISK_IO_READ, .iov = &iov, .nr_iov = 1, .done = held_read_done },
+	};
+	struct kicker k = { pthread_self(), -1 };
+	pthread_t thread;
+	struct disk *disk;
+	bool done_when_drained;
+	int fds[2];
+
+	make_image(path, sizeof(path), IMAGE_SIZE);
+	disk = disk_open(&cfg, err, sizeof(err));
+	unlink(path);
+	assert_non_null(disk);
+	disk_engine_start(disk, DISK_ENGINE_IO_URING, DISK_ENGINE_DEPTH);
+	if (!disk->uring) {
+		disk_close(disk);
+		skip(); /* io_uring not available here */
+	}
+	/* The image's fd becomes a pipe: the read waits until the kicker writes to it. */
+	assert_int_equal(pipe(fds), 0);
+	assert_true(dup2(fds[0], disk->fd) >= 0);
+	k.feed_fd = fds[1];
+	sigemptyset(&sa.sa_mask);
+	assert_int_equal(sigaction(SIGUSR1, &sa, &old), 0);
+	disk_submit(disk, &r.io);
+	assert_int_equal(pthread_create(&thread, NULL, kick_then_feed, &k), 0);
+	disk_drain(disk);
+	done_when_drained = r.done;
+	pthread_join(thread, NULL);
+	disk_drain(disk); /* what an interrupted drain left */
+	sigaction(SIGUSR1, &old, NULL);
+	close(fds[0]);
+	close(fds[1]);
+	disk_close(disk);
+	assert_true(done_when_drained);
+	assert_int_equal(r.result, sizeof(buf));
+}
+
 static void test_blk_kick_returns_when_requests_fill_the_engine(void **state)
 {
 	pid_t child = fork();
@@ -1003,6 +1097,7 @@ int main(void)
 		B(test_blk_status_cleared_without_reset_stops_the_device),
 		B(test_blk_failed_status_stops_the_device),
 		cmocka_unit_test(test_blk_kick_returns_when_requests_fill_the_engine),
+		cmocka_unit_test(test_disk_drain_waits_through_signals),
 		B(test_blk_config_space_describes_disk),
 		B(test_blk_identifies_as_block_device),
 		B(test_blk_writable_disk_offers_discard_and_write_zeroes),
