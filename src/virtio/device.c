@@ -52,6 +52,8 @@ void virtio_set_needs_reset(struct virtio_device *vdev, const char *why)
 	fprintf(stderr, "vireo: %s: the guest driver %s; the device needs a reset\n",
 		vdev->ops->name, why);
 	vdev->status |= VIRTIO_CONFIG_S_NEEDS_RESET;
+	if (vdev->ops->stop)
+		vdev->ops->stop(vdev);
 	virtio_config_changed(vdev);
 }
 
@@ -129,6 +131,8 @@ void virtio_write_status(struct virtio_device *vdev, uint32_t status)
 	/* §3.1.1: no DRIVER_OK without an accepted feature set. */
 	if (!((driver_bits | added) & VIRTIO_CONFIG_S_FEATURES_OK))
 		added &= ~VIRTIO_CONFIG_S_DRIVER_OK;
+	if ((added & VIRTIO_CONFIG_S_FAILED) && virtio_running(vdev) && vdev->ops->stop)
+		vdev->ops->stop(vdev);
 	vdev->status |= added;
 	if ((added & VIRTIO_CONFIG_S_DRIVER_OK) && virtio_running(vdev) &&
 	    virtio_start_queues(vdev) < 0)

@@ -45,6 +45,11 @@ struct virtio_device_ops {
 	bool (*features_ok)(const struct virtio_device *vdev);
 	/* Optional: the driver set DRIVER_OK; features and queues are final. */
 	int (*activate)(struct virtio_device *vdev);
+	/*
+	 * Optional: the device stopped running before a reset (NEEDS_RESET, or
+	 * the driver's FAILED): end work that bypasses the transport (vhost).
+	 */
+	void (*stop)(struct virtio_device *vdev);
 	/* Optional: forget all driver state; in-flight requests are finished or dropped. */
 	void (*reset)(struct virtio_device *vdev);
 };

@@ -566,6 +566,12 @@ static int net_activate(struct virtio_device *vdev)
 	return 0;
 }
 
+/* NEEDS_RESET or FAILED: vhost-net gives the rings back, which nobody serves until the reset. */
+static void net_stop(struct virtio_device *vdev)
+{
+	net_vhost_stop(vdev->priv, true);
+}
+
 static void net_reset(struct virtio_device *vdev)
 {
 	struct virtio_net *net = vdev->priv;
@@ -597,6 +603,7 @@ static const struct virtio_device_ops net_ops = {
 	.queue_notify = net_queue_notify,
 	.features_ok = net_features_ok,
 	.activate = net_activate,
+	.stop = net_stop,
 	.reset = net_reset,
 };
 

@@ -667,8 +667,8 @@ static void check_vhost(struct run *r)
 
 	if (bound != virtio_net_vhost_active(r->net))
 		fuzz_fail("the device and vhost disagree on who has the rings");
-	if (bound && !(r->dev[1].status & VIRTIO_CONFIG_S_DRIVER_OK))
-		fuzz_fail("vhost has the rings while DRIVER_OK is clear");
+	if (bound && !virtio_running(virtio_net_device(r->net)))
+		fuzz_fail("vhost has the rings while the device is not running");
 	if (host.call_fd >= 0 && host.call_fd < MAX_FDS && host.watched[host.call_fd] != bound)
 		fuzz_fail("vhost's call fd is watched while vhost lacks the rings, or the reverse");
 	for (unsigned int q = 0; q < VHOST_NET_RINGS; q++)
