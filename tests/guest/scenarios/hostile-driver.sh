@@ -29,7 +29,8 @@ truncate -s $((16 * MIB)) "$WORK/honest.img"
 honest_sha=$(yes 'vireo honest disk 0123456789abcdef' | head -c $((16 * MIB)) | sha256sum | cut -c1-64)
 
 # The guest: the honest disk (found by its serial) written and checked in a loop in the
-# background; the honest NIC up as 10.0.2.15 (its datagrams to 10.0.2.2:PORT come back to
+# background; the honest NIC up as 10.0.2.15 (host-loopback=on: its datagrams to
+# 10.0.2.2:PORT reach the host's 127.0.0.1 and come back to
 # the evil NIC through the host); evil-virtio against the disk, then the NIC.
 guest="yes 'vireo honest disk 0123456789abcdef' | head -c $((16 * MIB)) >/tmp/h; H=\$(sha256sum </tmp/h | cut -c1-64); for b in /sys/block/vd*; do [ \"\$(cat \$b/serial)\" = honest ] && D=/dev/\${b##*/}; done; for n in /sys/class/net/eth*; do [ \"\$(cat \$n/address)\" = $HONEST_MAC ] && ip link set \${n##*/} up && ip addr add 10.0.2.15/24 dev \${n##*/}; done; (i=0; bad=0; while [ ! -e /tmp/stop ] || [ \$i = 0 ]; do dd if=/tmp/h of=\$D bs=1M oflag=direct 2>/dev/null; [ \"\$(dd if=\$D bs=1M iflag=direct 2>/dev/null | sha256sum | cut -c1-64)\" = \"\$H\" ] || bad=\$((bad+1)); i=\$((i+1)); done; echo HONEST-DISK passes=\$i bad=\$bad) & evil-virtio blk evil-disk $RESERVED_ADDR $RESERVED_SIZE $SECTOR; evil-virtio net $EVIL_MAC $RESERVED_ADDR $RESERVED_SIZE $PORT; touch /tmp/stop; wait; sync"
 
@@ -39,7 +40,7 @@ run_hostile() {
 		--disk "path=$WORK/evil.img,format=raw,serial=evil-disk$1" \
 		--disk "path=$WORK/honest.img,format=raw,serial=honest,engine=sync" \
 		--net "user,mac=$EVIL_MAC,hostfwd=udp:127.0.0.1:$PORT-:$PORT" \
-		--net "user,mac=$HONEST_MAC"
+		--net "user,mac=$HONEST_MAC,host-loopback=on"
 	vm_wait $((2 * BOOT_TIMEOUT))
 }
 
