@@ -41,7 +41,7 @@ status_field() {
 # A directory the launcher inherits: the jailed VM must not keep it.
 exec 9<"$WORK"
 vm_start jail run --kernel "$kernel" --initramfs "$initramfs" --memory 256M --name jailtest \
-	--disk "path=$WORK/disk.img" \
+	--disk "path=$WORK/disk.img,format=raw" \
 	--jail uid=1000,gid=1000,memory=512M,cpus=1,pids=64 \
 	--cmdline "$(guest_cmdline 'echo VIREO-JAIL-UP; sleep 10')"
 exec 9<&-
