@@ -27,6 +27,7 @@
 #include "kvm/probe.h"
 #include "kvm/vcpu.h"
 #include "disk/disk.h"
+#include "sandbox/seccomp.h"
 #include "virtio/blk.h"
 #include "virtio/net.h"
 #include "virtio/console.h"
@@ -78,6 +79,7 @@ struct vm {
 	int stop_fd;		 /* eventfd: written when stop_reason is set */
 	atomic_int stop_reason;	 /* VM_RUNNING, then the first enum vm_exit */
 	int signal_fd;
+	bool sandboxed; /* the main thread holds its filter: once per process, kept on restarts */
 	struct event_handler stop_handler;
 	struct event_handler signal_handler;
 };
@@ -123,7 +125,14 @@ static void vm_on_signal(void *opaque, uint32_t events)
 static void *vcpu_thread(void *opaque)
 {
 	struct vm_vcpu *v = opaque;
+	int err = sandbox_enter(SANDBOX_VCPU);
 
+	if (err) {
+		fprintf(stderr, "vireo: vCPU %u: cannot install its seccomp filter: %s\n", v->vcpu.id,
+			strerror(-err));
+		vm_request_stop(v->vm, VM_EXIT_ERROR);
+		return NULL;
+	}
 	switch (vcpu_run(&v->vcpu)) {
 	case VCPU_STOPPED:
 		break;
@@ -465,6 +474,12 @@ static enum vm_exit vm_run_once(struct vm *vm)
 		err = vm_build(vm, &why);
 	if (!err && (err = vm_watch(vm)) != 0)
 		why = "cannot watch the console and control events";
+	/* Set-up is done and no guest instruction has run: lock the door (vCPU threads inherit). */
+	if (!err && !vm->sandboxed) {
+		err = sandbox_enter(SANDBOX_MAIN);
+		vm->sandboxed = !err;
+		why = "cannot install the seccomp filter";
+	}
 	if (!err && (err = vm_start_vcpus(vm)) != 0)
 		why = "cannot start the vCPU threads";
 	if (!err && (err = event_loop_run(&vm->loop)) != 0)
@@ -544,6 +559,14 @@ static int vm_prepare(struct vm *vm, const struct vm_config *cfg, struct mapped_
 		perror("vireo: signalfd");
 		return -1;
 	}
+	/* Before the backends: the user networking thread enters its sandbox as it starts. */
+	if (!cfg->seccomp) {
+		fprintf(stderr, "vireo: WARNING: --seccomp off: a guest that takes over Vireo can "
+				"make any system call on this host\n");
+	} else if (sandbox_prepare(terminal_restore) < 0) {
+		perror("vireo: seccomp");
+		return -1;
+	}
 	/* After the signals are blocked: a backend's thread (user networking) inherits that. */
 	for (int i = 0; i < cfg->nr_nics; i++) {
 		char err[512];
@@ -560,6 +583,10 @@ static int vm_prepare(struct vm *vm, const struct vm_config *cfg, struct mapped_
 		fprintf(stderr, "vireo: %s: %s\n", why, strerror(-kvm_err));
 		return -1;
 	}
+	/*
+	 * Every file the process needs is open: the jail (empty root, namespaces,
+	 * no capabilities) goes here, before the first seccomp filter is installed.
+	 */
 	return 0;
 }
 
