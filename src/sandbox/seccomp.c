@@ -48,6 +48,9 @@ struct allow_group {
 	size_t nr_rules;
 };
 
+/* glibc's internal signal numbers (nptl/pthreadP.h); SIGRTMIN is above them. */
+#define GLIBC_SIGSETXID 33
+
 #define GROUP(rules) { rules, sizeof(rules) / sizeof(rules[0]) }
 
 /* Any thread of this process. */
@@ -126,6 +129,8 @@ static const struct allow rebuild[] = {
 	ANY(epoll_create1), ANY(eventfd2), ANY(timerfd_create), ANY(memfd_create), ANY(ftruncate),
 	ARG_MASKED(clone, 0, CLONE_THREAD, CLONE_THREAD), ANY(set_robust_list), ANY(rseq),
 	ANY(sched_getaffinity),
+	/* glibc's first thread installs its set*id broadcast handler (SIGSETXID, SIGRTMIN+1). */
+	ARG_IS(rt_sigaction, 0, GLIBC_SIGSETXID),
 };
 
 /* libslirp's thread: its poll loop and the sockets of the guest's connections. */
