@@ -14,10 +14,12 @@
 #include "sandbox/seccomp.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <linux/if_tun.h>
 #include <linux/io_uring.h>
 #include <linux/kvm.h>
+#include <linux/seccomp.h>
 #include <linux/vhost.h>
-#include <linux/if_tun.h>
 #include <sched.h>
 #include <seccomp.h>
 #include <signal.h>
@@ -63,11 +65,14 @@ static const struct allow any_thread[] = {
 	ANY(write), ANY(exit_group),
 	/* The report restores the terminal (tcsetattr) before the exit. */
 	IOCTL(TCSETS),
-	/* Signal handlers return (the vCPU kick), glibc masks signals around its work. */
+	/*
+	 * Signal handlers return (the vCPU kick), glibc masks signals around its
+	 * work, and a sleep that a signal cut short resumes.
+	 */
 	ANY(rt_sigreturn), ANY(rt_sigprocmask), ANY(restart_syscall),
-	/* Time, where the vDSO falls back to the system call. */
+	/* Time, where the vDSO falls back to the system call (the nested machine's clock). */
 	ANY(clock_gettime),
-	/* abort() on a broken invariant. */
+	/* abort() on a broken invariant; pthread_kill() for the vCPU kick. */
 	ANY(getpid), ANY(gettid), ANY(tgkill),
 };
 
@@ -76,7 +81,7 @@ static const struct allow vcpu_run[] = {
 	IOCTL(KVM_RUN),
 	/* The registers named in a failure or a triple fault. */
 	IOCTL(KVM_GET_REGS), IOCTL(KVM_GET_SREGS),
-	/* The serial port's interrupt line (a port write raises it). */
+	/* The serial port's interrupt line (a port write raises it, console input too). */
 	IOCTL(KVM_IRQ_LINE),
 };
 
@@ -84,61 +89,70 @@ static const struct allow vcpu_run[] = {
  * What a guest's register writes run on a vCPU thread: a device's status
  * (DRIVER_OK starts the queues, 0 resets them) and its config space. A start
  * or reset watches or stops watching fds, waits for a disk's requests in
- * flight, arms or clears timers, hands the queues to vhost-net or takes them
- * back (and sets the TAP's offloads and header to what was negotiated);
- * eventfds wake the I/O thread and interrupt the guest (write, above).
+ * flight (io_uring_enter, then the eventfd's read), arms or clears timers,
+ * hands the queues to vhost-net or takes them back, and sets the TAP's
+ * offloads to what was negotiated. Eventfds wake the I/O thread and
+ * interrupt the guest (write, above).
  */
 static const struct allow device_control[] = {
 	ANY(epoll_ctl), ANY(timerfd_settime), ANY(read), ANY(io_uring_enter),
-	IOCTL(TUNSETOFFLOAD), IOCTL(TUNSETVNETHDRSZ),
+	IOCTL(TUNSETOFFLOAD),
 	IOCTL(VHOST_SET_FEATURES), IOCTL(VHOST_SET_MEM_TABLE), IOCTL(VHOST_SET_VRING_NUM),
 	IOCTL(VHOST_SET_VRING_BASE), IOCTL(VHOST_GET_VRING_BASE), IOCTL(VHOST_SET_VRING_ADDR),
 	IOCTL(VHOST_SET_VRING_KICK), IOCTL(VHOST_SET_VRING_CALL), IOCTL(VHOST_NET_SET_BACKEND),
 };
 
-/* The I/O thread's event loop and the devices' work it runs. */
+/* The I/O thread's event loop (eventfds, timerfds, the signalfd: read) and the devices' work. */
 static const struct allow io_thread[] = {
-	ANY(epoll_wait), ANY(epoll_pwait), ANY(close),
-	/* Disk images: both engines, fdatasync for a flush, holes for discard. */
-	ANY(pread64), ANY(pwrite64), ANY(preadv), ANY(pwritev), ANY(fdatasync),
-	ANY(fallocate), ANY(io_uring_enter),
-	/* The io_uring engine adds a backing file to its ring's fixed files. */
-	ARG_IS(io_uring_register, 1, IORING_REGISTER_FILES_UPDATE),
-	/* Frames: TAP (readv, writev), the user backend's socketpair. */
+	ANY(epoll_wait), ANY(close),
+	/* Disk images: the sync engine and the formats, fdatasync for a flush, discard. */
+	ANY(preadv), ANY(pwritev), ANY(fdatasync), ANY(fallocate),
+	/* The io_uring engine; it adds a backing file to its ring's fixed files. */
+	ANY(io_uring_enter), ARG_IS(io_uring_register, 1, IORING_REGISTER_FILES_UPDATE),
+	/* Frames: TAP (readv, writev), the user backend's socketpair (sendmsg, recvmsg). */
 	ANY(readv), ANY(writev), ANY(sendmsg), ANY(recvmsg),
 	/* virtio-rng. */
 	ANY(getrandom),
-	/* Joining the libslirp thread at exit; restoring the terminal. */
+	/* The console asks whether stdin is a terminal (isatty) on every boot. */
 	IOCTL(TCGETS),
 };
 
 /*
  * --reboot restart builds the VM again on the kept /dev/kvm fd, with no file
- * to open: a VM, memory, its devices' eventfds and timers, vCPUs and their
- * threads. Threads only: clone without CLONE_THREAD (a new process) is
- * refused, and clone3 answers ENOSYS (its flags are out of a filter's reach),
- * after which glibc uses clone.
+ * to open: a VM, memory (a memfd with shared=on), its devices' eventfds and
+ * timers, vCPUs and their threads. Threads only: clone without CLONE_THREAD
+ * (a new process) is refused, and clone3 answers ENOSYS (its flags are out
+ * of a filter's reach), after which glibc uses clone. A new thread starts
+ * under this filter and installs its own, which can only take calls away.
  */
 static const struct allow rebuild[] = {
-	IOCTL(KVM_CREATE_VM), IOCTL(KVM_CHECK_EXTENSION), IOCTL(KVM_GET_VCPU_MMAP_SIZE),
-	IOCTL(KVM_GET_SUPPORTED_CPUID), IOCTL(KVM_SET_TSS_ADDR), IOCTL(KVM_SET_IDENTITY_MAP_ADDR),
+	IOCTL(KVM_CREATE_VM), IOCTL(KVM_SET_TSS_ADDR), IOCTL(KVM_SET_IDENTITY_MAP_ADDR),
 	IOCTL(KVM_CREATE_IRQCHIP), IOCTL(KVM_CREATE_PIT2), IOCTL(KVM_SET_USER_MEMORY_REGION),
-	IOCTL(KVM_IOEVENTFD), IOCTL(KVM_IRQFD), IOCTL(KVM_CREATE_VCPU), IOCTL(KVM_SET_CPUID2),
-	IOCTL(KVM_SET_MSRS), IOCTL(KVM_SET_FPU), IOCTL(KVM_GET_LAPIC), IOCTL(KVM_SET_LAPIC),
-	IOCTL(KVM_SET_SREGS), IOCTL(KVM_SET_REGS),
+	IOCTL(KVM_IOEVENTFD), IOCTL(KVM_IRQFD), IOCTL(KVM_GET_SUPPORTED_CPUID),
+	IOCTL(KVM_CREATE_VCPU), IOCTL(KVM_SET_CPUID2), IOCTL(KVM_SET_MSRS), IOCTL(KVM_SET_FPU),
+	IOCTL(KVM_GET_LAPIC), IOCTL(KVM_SET_LAPIC), IOCTL(KVM_SET_SREGS), IOCTL(KVM_SET_REGS),
 	ANY(epoll_create1), ANY(eventfd2), ANY(timerfd_create), ANY(memfd_create), ANY(ftruncate),
 	ARG_MASKED(clone, 0, CLONE_THREAD, CLONE_THREAD), ANY(set_robust_list), ANY(rseq),
-	ANY(sched_getaffinity),
+	ARG_IS(prctl, 0, PR_SET_NO_NEW_PRIVS), ARG_IS(seccomp, 0, SECCOMP_SET_MODE_FILTER),
 	/* glibc's first thread installs its set*id broadcast handler (SIGSETXID, SIGRTMIN+1). */
 	ARG_IS(rt_sigaction, 0, GLIBC_SIGSETXID),
 };
 
-/* libslirp's thread: its poll loop and the sockets of the guest's connections. */
+/*
+ * libslirp's thread: its poll loop, the frames to and from the device
+ * (sendmsg, recvfrom), and the IPv4 and IPv6 sockets of the guest's
+ * connections, DNS forwarding and hostfwd, made non-blocking with fcntl.
+ * DNS forwarding reads /etc/resolv.conf when it changes (stat, then a
+ * read-only open): a filter cannot check a path, so only the jail keeps the
+ * rest of the host's files out of this thread's reach.
+ */
 static const struct allow slirp[] = {
 	ANY(poll), ANY(read), ANY(close), ANY(sendmsg), ANY(recvmsg), ANY(sendto), ANY(recvfrom),
 	ARG_IS(socket, 0, AF_INET), ARG_IS(socket, 0, AF_INET6), ANY(connect), ANY(accept),
-	ANY(accept4), ANY(bind), ANY(listen), ANY(shutdown), ANY(setsockopt), ANY(getsockopt),
-	ANY(getsockname), ANY(getpeername), ANY(fcntl), IOCTL(FIONBIO), IOCTL(FIONREAD),
+	ANY(bind), ANY(listen), ANY(shutdown), ANY(setsockopt), ANY(getsockopt),
+	ANY(getsockname), ANY(getpeername), IOCTL(FIONREAD),
+	ARG_IS(fcntl, 1, F_GETFL), ARG_IS(fcntl, 1, F_SETFL),
+	ARG_MASKED(openat, 2, O_ACCMODE | O_CREAT | O_TRUNC, O_RDONLY), ANY(newfstatat),
 };
 
 struct thread_kind {
