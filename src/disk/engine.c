@@ -50,7 +50,8 @@ static int uring_register(struct io_uring *ring, unsigned int op, const void *ar
  * A ring's requests are system calls that no seccomp filter sees, so the ring
  * is restricted before it is enabled: the three operations this engine
  * submits, each on a fixed file, and no register operation but adding a file
- * to the table (a backing file, the first time a read reaches it).
+ * to the table (a backing file, the first time a read reaches it) and
+ * emptying it when the disk closes.
  */
 static int uring_restrict(struct disk_uring *u, int fd)
 {
@@ -61,6 +62,7 @@ static int uring_restrict(struct disk_uring *u, int fd)
 		{ .opcode = IORING_RESTRICTION_SQE_FLAGS_REQUIRED, .sqe_flags = IOSQE_FIXED_FILE },
 		{ .opcode = IORING_RESTRICTION_REGISTER_OP,
 		  .register_op = IORING_REGISTER_FILES_UPDATE },
+		{ .opcode = IORING_RESTRICTION_REGISTER_OP, .register_op = IORING_UNREGISTER_FILES },
 	};
 	int err;
 
@@ -138,6 +140,11 @@ void disk_engine_stop(struct disk *disk)
 	if (!u)
 		return;
 	disk_drain(disk);
+	/*
+	 * The table holds the image open, and with it its lock, until the ring
+	 * is torn down, which the kernel finishes later: let go of it now.
+	 */
+	io_uring_unregister_files(&u->ring);
 	close(u->event_fd);
 	io_uring_queue_exit(&u->ring);
 	free(u);

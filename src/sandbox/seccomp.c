@@ -107,8 +107,9 @@ static const struct allow io_thread[] = {
 	ANY(epoll_wait), ANY(close),
 	/* Disk images: the sync engine and the formats, fdatasync for a flush, discard. */
 	ANY(preadv), ANY(pwritev), ANY(fdatasync), ANY(fallocate),
-	/* The io_uring engine; it adds a backing file to its ring's fixed files. */
+	/* The io_uring engine; it adds a backing file to its ring's fixed files, empties them at exit. */
 	ANY(io_uring_enter), ARG_IS(io_uring_register, 1, IORING_REGISTER_FILES_UPDATE),
+	ARG_IS(io_uring_register, 1, IORING_UNREGISTER_FILES),
 	/* Frames: TAP (readv, writev), the user backend's socketpair (sendmsg, recvmsg). */
 	ANY(readv), ANY(writev), ANY(sendmsg), ANY(recvmsg),
 	/* virtio-rng. */
