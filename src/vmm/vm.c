@@ -585,7 +585,10 @@ static int vm_prepare(struct vm *vm, const struct vm_config *cfg, struct mapped_
 	}
 	/*
 	 * Every file the process needs is open: the jail (empty root, namespaces,
-	 * no capabilities) goes here, before the first seccomp filter is installed.
+	 * no capabilities) goes here, before the main and vCPU threads' filters.
+	 * A user networking thread already runs under its own (net_open() starts
+	 * it), which allows no set*id call: glibc's broadcast of a uid change
+	 * would stop the process there.
 	 */
 	return 0;
 }
