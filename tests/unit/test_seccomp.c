@@ -194,6 +194,23 @@ static void test_slirp_filter_stops_on_a_unix_socket(void **state)
 	assert_stopped_on(&r, "the slirp thread made a forbidden system call, socket (41)");
 }
 
+/* DNS forwarding reads /etc/resolv.conf; nothing may be opened for writing. */
+static void slirp_opens_read_only_then_for_writing(void)
+{
+	enter(SANDBOX_SLIRP);
+	if (open("/dev/null", O_RDONLY) >= 0)
+		say("allowed\n");
+	open("/dev/null", O_WRONLY);
+}
+
+static void test_slirp_filter_opens_read_only_and_stops_on_a_write_open(void **state)
+{
+	struct child_result r;
+
+	run_child(slirp_opens_read_only_then_for_writing, &r);
+	assert_stopped_on(&r, "the slirp thread made a forbidden system call, openat (257)");
+}
+
 /* --seccomp off: sandbox_prepare() never ran, so entering filters nothing. */
 static void off_opens(void)
 {
@@ -317,6 +334,7 @@ int main(void)
 		cmocka_unit_test(test_main_filter_stops_on_a_new_process),
 		cmocka_unit_test(test_slirp_filter_allows_inet_sockets_and_stops_on_execve),
 		cmocka_unit_test(test_slirp_filter_stops_on_a_unix_socket),
+		cmocka_unit_test(test_slirp_filter_opens_read_only_and_stops_on_a_write_open),
 		cmocka_unit_test(test_sandbox_off_filters_nothing),
 		cmocka_unit_test_setup_teardown(test_engine_ring_reads_its_image_through_a_fixed_file,
 						ring_setup, ring_teardown),
