@@ -67,16 +67,26 @@ static void enter(enum sandbox_thread kind)
 	}
 }
 
-/* The child said "allowed" after its allowed call, then died of the forbidden one. */
-static void assert_stopped_on(const struct child_result *r, const char *line)
+/*
+ * body said "allowed" after its allowed call, then died of the forbidden one,
+ * with the line that names the call ("openat (257)") and the thread kind.
+ */
+static void assert_child_stopped_on(void (*body)(void), const char *kind, const char *call)
 {
-	if (!WIFEXITED(r->status) || WEXITSTATUS(r->status) != SANDBOX_EXIT_STATUS)
+	struct child_result r;
+	char line[256];
+
+	snprintf(line, sizeof(line),
+		 "vireo: sandbox: the %s thread made a forbidden system call, %s; stopping\n", kind,
+		 call);
+	run_child(body, &r);
+	if (!WIFEXITED(r.status) || WEXITSTATUS(r.status) != SANDBOX_EXIT_STATUS)
 		fail_msg("want exit status %d, got 0x%x; stderr: %s", SANDBOX_EXIT_STATUS,
-			 r->status, r->err);
-	if (!strstr(r->err, "allowed\n"))
-		fail_msg("the allowed call did not work; stderr: %s", r->err);
-	if (!strstr(r->err, line))
-		fail_msg("want '%s' on stderr, got: %s", line, r->err);
+			 r.status, r.err);
+	if (!strstr(r.err, "allowed\n"))
+		fail_msg("the allowed call did not work; stderr: %s", r.err);
+	if (!strstr(r.err, line))
+		fail_msg("want '%s' on stderr, got: %s", line, r.err);
 }
 
 static void say(const char *text)
@@ -98,11 +108,7 @@ static void vcpu_runs_then_creates_a_vm(void)
 
 static void test_vcpu_filter_allows_kvm_run_and_stops_on_kvm_create_vm(void **state)
 {
-	struct child_result r;
-
-	run_child(vcpu_runs_then_creates_a_vm, &r);
-	assert_stopped_on(&r, "vireo: sandbox: the vcpu thread made a forbidden system call, "
-			      "ioctl (16); stopping\n");
+	assert_child_stopped_on(vcpu_runs_then_creates_a_vm, "vcpu", "ioctl (16)");
 }
 
 static void vcpu_writes_then_opens(void)
@@ -114,10 +120,7 @@ static void vcpu_writes_then_opens(void)
 
 static void test_vcpu_filter_stops_on_openat(void **state)
 {
-	struct child_result r;
-
-	run_child(vcpu_writes_then_opens, &r);
-	assert_stopped_on(&r, "the vcpu thread made a forbidden system call, openat (257)");
+	assert_child_stopped_on(vcpu_writes_then_opens, "vcpu", "openat (257)");
 }
 
 static void *thread_says_allowed(void *arg)
@@ -139,10 +142,7 @@ static void main_starts_a_thread_then_opens(void)
 
 static void test_main_filter_starts_threads_and_stops_on_openat(void **state)
 {
-	struct child_result r;
-
-	run_child(main_starts_a_thread_then_opens, &r);
-	assert_stopped_on(&r, "the main thread made a forbidden system call, openat (257)");
+	assert_child_stopped_on(main_starts_a_thread_then_opens, "main", "openat (257)");
 }
 
 static void main_forks(void)
@@ -154,13 +154,10 @@ static void main_forks(void)
 
 static void test_main_filter_stops_on_a_new_process(void **state)
 {
-	struct child_result r;
-
-	run_child(main_forks, &r);
-	assert_stopped_on(&r, "the main thread made a forbidden system call, clone (56)");
+	assert_child_stopped_on(main_forks, "main", "clone (56)");
 }
 
-static void slirp_connects_then_runs_a_program(void)
+static void slirp_makes_a_socket_then_runs_a_program(void)
 {
 	int fd;
 
@@ -173,10 +170,7 @@ static void slirp_connects_then_runs_a_program(void)
 
 static void test_slirp_filter_allows_inet_sockets_and_stops_on_execve(void **state)
 {
-	struct child_result r;
-
-	run_child(slirp_connects_then_runs_a_program, &r);
-	assert_stopped_on(&r, "the slirp thread made a forbidden system call, execve (59)");
+	assert_child_stopped_on(slirp_makes_a_socket_then_runs_a_program, "slirp", "execve (59)");
 }
 
 static void slirp_opens_a_unix_socket(void)
@@ -188,10 +182,7 @@ static void slirp_opens_a_unix_socket(void)
 
 static void test_slirp_filter_stops_on_a_unix_socket(void **state)
 {
-	struct child_result r;
-
-	run_child(slirp_opens_a_unix_socket, &r);
-	assert_stopped_on(&r, "the slirp thread made a forbidden system call, socket (41)");
+	assert_child_stopped_on(slirp_opens_a_unix_socket, "slirp", "socket (41)");
 }
 
 /* DNS forwarding reads /etc/resolv.conf; nothing may be opened for writing. */
@@ -205,10 +196,7 @@ static void slirp_opens_read_only_then_for_writing(void)
 
 static void test_slirp_filter_opens_read_only_and_stops_on_a_write_open(void **state)
 {
-	struct child_result r;
-
-	run_child(slirp_opens_read_only_then_for_writing, &r);
-	assert_stopped_on(&r, "the slirp thread made a forbidden system call, openat (257)");
+	assert_child_stopped_on(slirp_opens_read_only_then_for_writing, "slirp", "openat (257)");
 }
 
 /* --seccomp off: sandbox_prepare() never ran, so entering filters nothing. */
@@ -283,19 +271,34 @@ static int submit_one(struct io_uring *ring)
 	return res;
 }
 
+/* Reads the image's first sector through fd (a fixed-file slot with IOSQE_FIXED_FILE). */
+static int ring_read(struct io_uring *ring, int fd, unsigned int flags)
+{
+	char buf[512];
+	struct iovec iov = { buf, sizeof(buf) };
+	struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
+
+	io_uring_prep_readv(sqe, fd, &iov, 1, 0);
+	io_uring_sqe_set_flags(sqe, flags);
+	return submit_one(ring);
+}
+
 static void test_engine_ring_reads_its_image_through_a_fixed_file(void **state)
 {
 	struct ring_fixture *f = *state;
-	char buf[512];
-	struct iovec iov = { buf, sizeof(buf) };
-	struct io_uring_sqe *sqe;
 
 	if (!f->ring)
 		skip(); /* no io_uring on this host */
-	sqe = io_uring_get_sqe(f->ring);
-	io_uring_prep_readv(sqe, 0, &iov, 1, 0); /* slot 0: the image */
-	io_uring_sqe_set_flags(sqe, IOSQE_FIXED_FILE);
-	assert_int_equal(submit_one(f->ring), sizeof(buf));
+	assert_int_equal(ring_read(f->ring, 0, IOSQE_FIXED_FILE), 512); /* slot 0: the image */
+}
+
+static void test_engine_ring_refuses_a_file_that_is_not_fixed(void **state)
+{
+	struct ring_fixture *f = *state;
+
+	if (!f->ring)
+		skip();
+	assert_int_equal(ring_read(f->ring, f->disk->fd, 0), -EACCES);
 }
 
 static void test_engine_ring_refuses_openat(void **state)
@@ -308,20 +311,6 @@ static void test_engine_ring_refuses_openat(void **state)
 	sqe = io_uring_get_sqe(f->ring);
 	io_uring_prep_openat(sqe, AT_FDCWD, "/dev/null", O_RDONLY, 0);
 	io_uring_sqe_set_flags(sqe, IOSQE_FIXED_FILE); /* so that only the opcode is wrong */
-	assert_int_equal(submit_one(f->ring), -EACCES);
-}
-
-static void test_engine_ring_refuses_a_file_that_is_not_fixed(void **state)
-{
-	struct ring_fixture *f = *state;
-	char buf[512];
-	struct iovec iov = { buf, sizeof(buf) };
-	struct io_uring_sqe *sqe;
-
-	if (!f->ring)
-		skip();
-	sqe = io_uring_get_sqe(f->ring);
-	io_uring_prep_readv(sqe, f->disk->fd, &iov, 1, 0);
 	assert_int_equal(submit_one(f->ring), -EACCES);
 }
 
