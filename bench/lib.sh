@@ -59,15 +59,16 @@ bench_urlenc() {
 
 # vmm_argv VMM KERNEL INITRAMFS CMDLINE [DISK [FORMAT]]: sets VMM_ARGV to the command line that
 # boots KERNEL with INITRAMFS and CMDLINE (less pci=off for qemu-pc), 1 vCPU and BENCH_MEM_MB
-# of RAM, under VMM: vireo, qemu-microvm or qemu-pc. DISK (an image in FORMAT, raw or qcow2;
+# of RAM, under VMM: vireo, vireo-noseccomp (with --seccomp off), qemu-microvm or qemu-pc. DISK (an image in FORMAT, raw or qcow2;
 # default raw) becomes the guest's /dev/vda, write-back cached by the host page cache under
 # both VMMs (virtio-blk over virtio-mmio).
 vmm_argv() {
 	local vmm=$1 kernel=$2 initramfs=$3 cmdline=$4 disk=${5:-} format=${6:-raw}
 	case $vmm in
-	vireo)
+	vireo | vireo-noseccomp)
 		VMM_ARGV=("$BENCH_VIREO" run --kernel "$kernel" --initramfs "$initramfs"
 			--cmdline "$cmdline" --memory "${BENCH_MEM_MB}M" --cpus 1)
+		[ "$vmm" = vireo ] || VMM_ARGV+=(--seccomp off)
 		[ -z "$disk" ] || VMM_ARGV+=(--disk "path=$disk,format=$format,cache=writeback")
 		;;
 	qemu-microvm | qemu-pc)
@@ -87,6 +88,17 @@ vmm_argv() {
 			-device virtio-blk-device,drive=d0)
 		;;
 	*) bench_die "unknown VMM '$vmm'" ;;
+	esac
+}
+
+# seccomp_vmms on|both: the VMMs that a script's --seccomp option adds to its list: none for on
+# (Vireo's default), vireo-noseccomp for both (the sandbox's cost, in the same run); fails on
+# anything else.
+seccomp_vmms() {
+	case $1 in
+	on) ;;
+	both) echo ' vireo-noseccomp' ;;
+	*) return 1 ;;
 	esac
 }
 

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "disk/disk.h"
@@ -15,11 +16,15 @@
 #include "disk/probe.h"
 #include "vmm/iov.h"
 
+/* Fixed-file slots: the image and the files of its backing chain that reads reach. */
+#define URING_FILES 17
+
 struct disk_uring {
 	struct io_uring ring;
 	int event_fd;	    /* io_uring signals it on every completion */
 	unsigned int depth; /* ring entries: the most requests in flight */
 	unsigned int in_flight;
+	int files[URING_FILES]; /* the fd in each fixed-file slot; -1: free */
 };
 
 static ssize_t sync_io(struct disk *disk, const struct disk_io *io)
@@ -32,7 +37,64 @@ static ssize_t sync_io(struct disk *disk, const struct disk_io *io)
 	return -EINVAL;
 }
 
-static struct disk_uring *uring_create(unsigned int depth, int *err)
+/*
+ * liburing 2.3 (Debian 12) declares io_uring_register_restrictions() and
+ * io_uring_enable_rings() but its library does not export them.
+ */
+static int uring_register(struct io_uring *ring, unsigned int op, const void *arg,
+			  unsigned int nr)
+{
+	return syscall(__NR_io_uring_register, ring->ring_fd, op, arg, nr) < 0 ? -errno : 0;
+}
+
+/*
+ * A ring's requests are system calls that no seccomp filter sees, so the ring
+ * is restricted before it is enabled: the three operations this engine
+ * submits, each on a fixed file, and no register operation but adding a file
+ * to the table (a backing file, the first time a read reaches it) and
+ * emptying it when the disk closes.
+ */
+static int uring_restrict(struct disk_uring *u, int fd)
+{
+	static const struct io_uring_restriction allowed[] = {
+		{ .opcode = IORING_RESTRICTION_SQE_OP, .sqe_op = IORING_OP_READV },
+		{ .opcode = IORING_RESTRICTION_SQE_OP, .sqe_op = IORING_OP_WRITEV },
+		{ .opcode = IORING_RESTRICTION_SQE_OP, .sqe_op = IORING_OP_FSYNC },
+		{ .opcode = IORING_RESTRICTION_SQE_FLAGS_REQUIRED, .sqe_flags = IOSQE_FIXED_FILE },
+		{ .opcode = IORING_RESTRICTION_REGISTER_OP,
+		  .register_op = IORING_REGISTER_FILES_UPDATE },
+		{ .opcode = IORING_RESTRICTION_REGISTER_OP, .register_op = IORING_UNREGISTER_FILES },
+	};
+	int err;
+
+	for (int i = 0; i < URING_FILES; i++)
+		u->files[i] = -1;
+	u->files[0] = fd;
+	err = io_uring_register_files(&u->ring, u->files, URING_FILES);
+	if (!err)
+		err = uring_register(&u->ring, IORING_REGISTER_RESTRICTIONS, allowed,
+				     sizeof(allowed) / sizeof(allowed[0]));
+	return err ? err : uring_register(&u->ring, IORING_REGISTER_ENABLE_RINGS, NULL, 0);
+}
+
+/* fd's fixed-file slot, filled on fd's first use; -1 when the table is full. */
+static int uring_file_slot(struct disk_uring *u, int fd)
+{
+	int slot = -1;
+
+	for (int i = 0; i < URING_FILES; i++) {
+		if (u->files[i] == fd)
+			return i;
+		if (u->files[i] < 0 && slot < 0)
+			slot = i;
+	}
+	if (slot < 0 || io_uring_register_files_update(&u->ring, (unsigned int)slot, &fd, 1) != 1)
+		return -1;
+	u->files[slot] = fd;
+	return slot;
+}
+
+static struct disk_uring *uring_create(int fd, unsigned int depth, int *err)
 {
 	struct disk_uring *u = calloc(1, sizeof(*u));
 
@@ -41,13 +103,15 @@ static struct disk_uring *uring_create(unsigned int depth, int *err)
 		return NULL;
 	}
 	u->depth = depth;
-	*err = io_uring_queue_init(depth, &u->ring, 0);
+	*err = io_uring_queue_init(depth, &u->ring, IORING_SETUP_R_DISABLED);
 	if (*err < 0) {
 		free(u);
 		return NULL;
 	}
 	u->event_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	*err = u->event_fd < 0 ? -errno : io_uring_register_eventfd(&u->ring, u->event_fd);
+	if (*err >= 0)
+		*err = uring_restrict(u, fd);
 	if (*err < 0) {
 		if (u->event_fd >= 0)
 			close(u->event_fd);
@@ -64,7 +128,7 @@ void disk_engine_start(struct disk *disk, enum disk_engine_kind kind, unsigned i
 
 	if (kind != DISK_ENGINE_IO_URING || !(disk->passthrough || disk->ops->map))
 		return;
-	disk->uring = uring_create(depth, &err);
+	disk->uring = uring_create(disk->fd, depth, &err);
 	if (!disk->uring)
 		fprintf(stderr, "vireo: disk '%s': io_uring is not available here (%s); using the "
 				"sync engine\n", disk->path, strerror(-err));
@@ -77,16 +141,19 @@ void disk_engine_stop(struct disk *disk)
 	if (!u)
 		return;
 	disk_drain(disk);
+	/*
+	 * The table holds the image open, and with it its lock, until the ring
+	 * is torn down, which the kernel finishes later: let go of it now.
+	 */
+	io_uring_unregister_files(&u->ring);
 	close(u->event_fd);
 	io_uring_queue_exit(&u->ring);
 	free(u);
 	disk->uring = NULL;
 }
 
-static void uring_prepare(struct io_uring_sqe *sqe, struct disk_io *io)
+static void uring_prepare(struct io_uring_sqe *sqe, struct disk_io *io, int fd)
 {
-	int fd = io->where.fd;
-
 	switch (io->op) {
 	case DISK_IO_READ:
 		io_uring_prep_readv(sqe, fd, io->iov, (unsigned int)io->nr_iov, io->where.offset);
@@ -98,6 +165,7 @@ static void uring_prepare(struct io_uring_sqe *sqe, struct disk_io *io)
 		io_uring_prep_fsync(sqe, fd, IORING_FSYNC_DATASYNC);
 		break;
 	}
+	io_uring_sqe_set_flags(sqe, IOSQE_FIXED_FILE); /* fd is a slot */
 	io_uring_sqe_set_data(sqe, io);
 }
 
@@ -118,8 +186,9 @@ void disk_submit(struct disk *disk, struct disk_io *io)
 {
 	struct disk_uring *u = disk->uring;
 	struct io_uring_sqe *sqe;
+	int slot;
 
-	if (!u || !uring_takes(disk, io)) {
+	if (!u || !uring_takes(disk, io) || (slot = uring_file_slot(u, io->where.fd)) < 0) {
 		disk_drain(disk); /* what the format does now must not move data under a transfer */
 		io->done(io, sync_io(disk, io));
 		return;
@@ -129,9 +198,14 @@ void disk_submit(struct disk *disk, struct disk_io *io)
 		io_uring_submit(&u->ring);
 		disk_reap(disk);
 	}
-	uring_prepare(sqe, io);
+	uring_prepare(sqe, io, slot);
 	u->in_flight++;
 	io_uring_submit(&u->ring);
+}
+
+struct io_uring *disk_engine_ring(struct disk *disk)
+{
+	return disk->uring ? &disk->uring->ring : NULL;
 }
 
 int disk_completion_fd(const struct disk *disk)

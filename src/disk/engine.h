@@ -9,7 +9,9 @@
  * (raw). A format (qcow2) hands it the reads and writes its map() op can
  * place from memory alone; the rest run synchronously through the format's
  * own code, once the requests in flight are done, so that no cluster moves
- * under a transfer. A host that refuses io_uring (old kernel, sysctl,
+ * under a transfer. A ring takes only the reads, writes and flushes it is
+ * made for, on the files registered with it (see engine.c): the seccomp
+ * sandbox cannot see inside it. A host that refuses io_uring (old kernel, sysctl,
  * seccomp) falls back to sync with one notice.
  */
 #ifndef VIREO_DISK_ENGINE_H
@@ -21,6 +23,7 @@
 #include <sys/uio.h>
 
 struct disk;
+struct io_uring;
 
 /* Where a request's bytes lie in a host file. */
 struct disk_extent {
@@ -58,6 +61,9 @@ void disk_engine_stop(struct disk *disk);
 
 /* Queues io (io_uring) or performs it at once (sync); done() always runs, maybe inside. */
 void disk_submit(struct disk *disk, struct disk_io *io);
+
+/* The disk's io_uring, or NULL (sync): tests submit what the engine never would. */
+struct io_uring *disk_engine_ring(struct disk *disk);
 
 /* Readable when requests completed (-1 for sync): then call disk_reap(). */
 int disk_completion_fd(const struct disk *disk);

@@ -83,6 +83,7 @@ struct vm_config {
 	struct net_config nics[CONFIG_MAX_NICS]; /* --net, in order: eth0 first */
 	int nr_nics;
 	struct jail_config jail;
+	bool seccomp; /* each thread under its seccomp allow-list (default on) */
 };
 
 void config_init(struct vm_config *cfg);

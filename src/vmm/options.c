@@ -27,6 +27,7 @@ void config_init(struct vm_config *cfg)
 	cfg->rng = true;
 	cfg->rng_rate = VIRTIO_RNG_DEFAULT_RATE;
 	cfg->jail.cgroup_parent = JAIL_DEFAULT_CGROUP;
+	cfg->seccomp = true;
 }
 
 int options_parse_size(const char *text, uint64_t *bytes)
@@ -81,6 +82,17 @@ static int parse_reboot(const char *arg, struct vm_config *cfg, char *err, size_
 		cfg->reboot = REBOOT_RESTART;
 	else
 		return errmsg(err, err_len, "--reboot '%s' is not one of exit, restart", arg);
+	return 0;
+}
+
+static int parse_seccomp(const char *arg, struct vm_config *cfg, char *err, size_t err_len)
+{
+	if (strcmp(arg, "on") == 0)
+		cfg->seccomp = true;
+	else if (strcmp(arg, "off") == 0)
+		cfg->seccomp = false;
+	else
+		return errmsg(err, err_len, "--seccomp '%s' is not one of on, off", arg);
 	return 0;
 }
 
@@ -435,6 +447,8 @@ enum {
 	OPT_RNG,
 	OPT_NET,
 	OPT_JAIL,
+	OPT_SECCOMP,
+	OPT_NO_SECCOMP,
 };
 
 static const struct option run_options[] = {
@@ -452,6 +466,8 @@ static const struct option run_options[] = {
 	{ "rng", required_argument, NULL, OPT_RNG },
 	{ "net", required_argument, NULL, OPT_NET },
 	{ "jail", required_argument, NULL, OPT_JAIL },
+	{ "seccomp", required_argument, NULL, OPT_SECCOMP },
+	{ "no-seccomp", no_argument, NULL, OPT_NO_SECCOMP }, /* Firecracker's spelling */
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ NULL, 0, NULL, 0 },
 };
@@ -477,6 +493,8 @@ static int parse_run_option(int opt, char *arg, struct vm_config *cfg, char *err
 	case OPT_RNG: return parse_rng(arg, cfg, err, err_len);
 	case OPT_NET: return parse_net(arg, cfg, err, err_len);
 	case OPT_JAIL: return parse_jail(arg, cfg, err, err_len);
+	case OPT_SECCOMP: return parse_seccomp(arg, cfg, err, err_len);
+	case OPT_NO_SECCOMP: return parse_seccomp("off", cfg, err, err_len);
 	default:
 		return errmsg(err, err_len, "unknown option (see 'vireo --help')");
 	}
@@ -593,11 +611,15 @@ void options_print_help(void)
 	       "                          ,cpus=N.N (host CPU time) ,pids=N ,cgroup=PARENT (default\n"
 	       "                          %s) ,netns=new|host (default: new, host\n"
 	       "                          with --net user)\n"
+	       "      --seccomp on|off    each thread may make only the system calls its work needs\n"
+	       "                          (default on); off (or --no-seccomp) removes that barrier\n"
+	       "                          between a guest that takes over Vireo and the host\n"
 	       "\n"
 	       "On a terminal the console is raw: Ctrl-A x quits, Ctrl-A h lists the keys.\n"
 	       "\n"
 	       "Exit status: 0 the guest powered off; 1 error; 2 the guest rebooted;\n"
-	       "             3 stopped by the user (Ctrl-A x) or a signal.\n",
+	       "             3 stopped by the user (Ctrl-A x) or a signal;\n"
+	       "             4 a forbidden system call (see --seccomp; stderr names it).\n",
 	       CONFIG_MAX_CPUS, CONFIG_DEFAULT_CPUS, CONFIG_DEFAULT_NAME, CONFIG_MAX_DISKS,
 	       CONFIG_MAX_NICS, JAIL_DEFAULT_CGROUP);
 }

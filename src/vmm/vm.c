@@ -27,6 +27,7 @@
 #include "kvm/probe.h"
 #include "kvm/vcpu.h"
 #include "disk/disk.h"
+#include "sandbox/seccomp.h"
 #include "virtio/blk.h"
 #include "virtio/net.h"
 #include "virtio/console.h"
@@ -80,6 +81,7 @@ struct vm {
 	atomic_int stop_reason;	 /* VM_RUNNING, then the first enum vm_exit */
 	int signal_fd;
 	sigset_t stop_signals;	 /* blocked; they arrive on signal_fd */
+	bool sandboxed; /* the main thread holds its filter: once per process, kept on restarts */
 	struct event_handler stop_handler;
 	struct event_handler signal_handler;
 };
@@ -125,7 +127,14 @@ static void vm_on_signal(void *opaque, uint32_t events)
 static void *vcpu_thread(void *opaque)
 {
 	struct vm_vcpu *v = opaque;
+	int err = sandbox_enter(SANDBOX_VCPU);
 
+	if (err) {
+		fprintf(stderr, "vireo: vCPU %u: cannot install its seccomp filter: %s\n", v->vcpu.id,
+			strerror(-err));
+		vm_request_stop(v->vm, VM_EXIT_ERROR);
+		return NULL;
+	}
 	switch (vcpu_run(&v->vcpu)) {
 	case VCPU_STOPPED:
 		break;
@@ -468,6 +477,12 @@ static enum vm_exit vm_run_once(struct vm *vm)
 		err = vm_build(vm, &why);
 	if (!err && (err = vm_watch(vm)) != 0)
 		why = "cannot watch the console and control events";
+	/* Set-up is done and no guest instruction has run: lock the door (vCPU threads inherit). */
+	if (!err && !vm->sandboxed) {
+		err = sandbox_enter(SANDBOX_MAIN);
+		vm->sandboxed = !err;
+		why = "cannot install the seccomp filter";
+	}
 	if (!err && (err = vm_start_vcpus(vm)) != 0)
 		why = "cannot start the vCPU threads";
 	if (!err && (err = event_loop_run(&vm->loop)) != 0)
@@ -550,6 +565,14 @@ static int vm_prepare(struct vm *vm, const struct vm_config *cfg, struct mapped_
 	vm->signal_fd = signalfd(-1, &vm->stop_signals, SFD_CLOEXEC | SFD_NONBLOCK);
 	if (vm->signal_fd < 0) {
 		perror("vireo: signalfd");
+		return -1;
+	}
+	/* Before the backends start: user networking's thread enters its sandbox as it starts. */
+	if (!cfg->seccomp) {
+		fprintf(stderr, "vireo: WARNING: --seccomp off: a guest that takes over Vireo can "
+				"make any system call on this host\n");
+	} else if (sandbox_prepare(terminal_restore) < 0) {
+		perror("vireo: seccomp");
 		return -1;
 	}
 	for (int i = 0; i < cfg->nr_nics; i++) {

@@ -223,6 +223,25 @@ static void test_options_rejects_bad_reboot_and_empty_name(void **state)
 	assert_rejected(&p, "--name");
 }
 
+static void test_options_seccomp_is_on_unless_turned_off(void **state)
+{
+	struct parsed p = PARSE("run", "-k", "k");
+
+	assert_true(p.cfg.seccomp);
+	p = PARSE("run", "-k", "k", "--seccomp", "off");
+	assert_int_equal(p.rc, 0);
+	assert_false(p.cfg.seccomp);
+	p = PARSE("run", "-k", "k", "--no-seccomp");
+	assert_int_equal(p.rc, 0);
+	assert_false(p.cfg.seccomp);
+	p = PARSE("run", "-k", "k", "--no-seccomp", "--seccomp=on");
+	assert_int_equal(p.rc, 0);
+	assert_true(p.cfg.seccomp);
+	p = PARSE("run", "-k", "k", "--seccomp", "maybe");
+	assert_rejected(&p, "--seccomp");
+	assert_rejected(&p, "maybe");
+}
+
 static void assert_size(const char *text, uint64_t expected)
 {
 	uint64_t bytes = 0;
@@ -631,6 +650,7 @@ int main(void)
 		cmocka_unit_test(test_options_serial_file_cap),
 		cmocka_unit_test(test_options_console_and_rng),
 		cmocka_unit_test(test_options_rejects_bad_reboot_and_empty_name),
+		cmocka_unit_test(test_options_seccomp_is_on_unless_turned_off),
 		cmocka_unit_test(test_options_parse_size_units),
 		cmocka_unit_test(test_options_parse_size_rejects_garbage),
 		cmocka_unit_test(test_options_rejects_memory_out_of_range),

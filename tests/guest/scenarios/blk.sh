@@ -26,7 +26,7 @@ truncate -s 128M "$WORK/data.img"
 qd32=$(for i in $(seq 0 31); do
 	dd if="$WORK/pattern.img" bs=4k skip=$((i * 64)) count=64 2>/dev/null | sha256sum
 done | sha256sum | cut -d' ' -f1)
-guest="mkfs.ext4 -q -F /dev/vda && mount /dev/vda /mnt && dd if=/dev/vdb of=/mnt/pattern bs=1M 2>/dev/null && dd if=/dev/vdb of=/dev/vdc bs=1M oflag=direct 2>/dev/null && sync && echo VIREO-SHA \$(sha256sum /mnt/pattern) && echo VIREO-SERIAL \$(cat /sys/block/vda/serial) && echo VIREO-RO \$(cat /sys/block/vdb/ro) && umount /mnt && for i in \$(seq 0 31); do dd if=/dev/vdb bs=4k skip=\$((i*64)) count=64 iflag=direct 2>/dev/null | sha256sum >/tmp/q\$i & done; wait; echo VIREO-QD32 \$(cat /tmp/q? /tmp/q?? | sha256sum); awk 'BEGIN { printf \"QFI%c\", 251 }' >/tmp/qh && dd if=/tmp/qh of=/dev/vdc bs=512 count=1 conv=sync oflag=direct 2>/dev/null; echo VIREO-QCOW2-HEADER-WRITE \$?"
+guest="mkfs.ext4 -q -F /dev/vda && mount /dev/vda /mnt && dd if=/dev/vdb of=/mnt/pattern bs=1M 2>/dev/null && dd if=/dev/vdb of=/dev/vdc bs=1M oflag=direct 2>/dev/null && sync && echo VIREO-SHA \$(sha256sum /mnt/pattern) && echo VIREO-SERIAL \$(cat /sys/block/vda/serial) && echo VIREO-RO \$(cat /sys/block/vdb/ro) && umount /mnt && for i in \$(seq 0 31); do dd if=/dev/vdb bs=4k skip=\$((i*64)) count=64 iflag=direct 2>/dev/null | sha256sum >/tmp/q\$i & done; wait; echo VIREO-QD32 \$(cat /tmp/q? /tmp/q?? | sha256sum); awk 'BEGIN { printf \"QFI%c\", 251 }' >/tmp/qh && dd if=/tmp/qh of=/dev/vdc bs=512 count=1 conv=sync,fsync 2>/dev/null; echo VIREO-QCOW2-HEADER-WRITE \$?"
 truncate -s 32M "$WORK/raw.img"
 vm_run write $KIT_ARGS --cmdline "$(guest_cmdline "$guest")" \
 	--disk "path=$WORK/data.img,serial=vireo-data-01" \
@@ -39,6 +39,11 @@ expect_console blk-32-readers-at-once-read-known-bytes "^VIREO-QD32 $qd32 "
 # raw.img was found raw by probing: a qcow2 magic written to its sector 0 is refused (and
 # blk-bytes-reach-the-image below finds the image as the pattern left it).
 expect_console blk-probed-raw-refuses-a-qcow2-header '^VIREO-QCOW2-HEADER-WRITE [1-9]'
+if grep -q "raw.img': refused a write that would make the image look like qcow2" "$WORK/write.err"; then
+	pass blk-probed-raw-refusal-said
+else
+	fail blk-probed-raw-refusal-said "no line on Vireo's stderr saying the qcow2 header was refused"
+fi
 if [ "$(sha_head "$WORK/raw.img" 32)" = "$want" ]; then
 	pass blk-bytes-reach-the-image
 else
