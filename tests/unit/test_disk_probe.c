@@ -8,6 +8,7 @@
  * elsewhere go through, and format=raw allows the header.
  */
 #include "test_qcow2_util.h"
+#include "recorded_io.h"
 
 #define RAW_SIZE (1u << 20)
 
@@ -102,27 +103,13 @@ static void test_probed_raw_refuses_partial_qcow2_magic(void **state)
 	probe_teardown(p);
 }
 
-struct submitted {
-	struct disk_io io;
-	ssize_t result;
-	bool done;
-};
-
-static void submitted_done(struct disk_io *io, ssize_t result)
-{
-	struct submitted *s = (struct submitted *)io;
-
-	s->result = result;
-	s->done = true;
-}
-
 /* A write through the engine, as virtio-blk sends it; waits for the result. */
 static ssize_t submit_write(struct disk *d, const void *buf, size_t len, uint64_t offset)
 {
 	struct iovec iov = { (void *)buf, len };
-	struct submitted s = {
+	struct recorded_io s = {
 		.io = { .op = DISK_IO_WRITE, .iov = &iov, .nr_iov = 1, .offset = offset,
-			.done = submitted_done },
+			.done = recorded_io_done },
 	};
 
 	disk_submit(d, &s.io);

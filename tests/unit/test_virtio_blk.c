@@ -37,6 +37,7 @@
 #include "virtio/blk.h"
 #include "vmm/event_loop.h"
 #include "virtio_harness.h"
+#include "recorded_io.h"
 
 #define IMAGE_SIZE (2u << 20) /* 4096 sectors: room for a request over size_max */
 #define IMAGE_SECTORS (IMAGE_SIZE / 512)
@@ -710,21 +711,6 @@ static int republish_while_full(void)
 	return 0;
 }
 
-/* A read the engine keeps in flight until the test says, and whether it finished. */
-struct held_read {
-	struct disk_io io;
-	bool done;
-	ssize_t result;
-};
-
-static void held_read_done(struct disk_io *io, ssize_t result)
-{
-	struct held_read *r = (struct held_read *)io;
-
-	r->done = true;
-	r->result = result;
-}
-
 /* The thread that drains, and the pipe that feeds the held read. */
 struct kicker {
 	pthread_t drainer;
@@ -765,8 +751,8 @@ static void test_disk_drain_waits_through_signals(void **state)
 	struct sigaction sa = { .sa_handler = ignore_signal }, old;
 	uint8_t buf[512];
 	struct iovec iov = { buf, sizeof(buf) };
-	struct held_read r = {
-		.io = { .op = DISK_IO_READ, .iov = &iov, .nr_iov = 1, .done = held_read_done },
+	struct recorded_io r = { /* held in flight until the kicker feeds the pipe */
+		.io = { .op = DISK_IO_READ, .iov = &iov, .nr_iov = 1, .done = recorded_io_done },
 	};
 	struct kicker k = { pthread_self(), -1 };
 	pthread_t thread;
