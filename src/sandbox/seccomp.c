@@ -109,6 +109,8 @@ static const struct allow io_thread[] = {
 	ANY(epoll_wait), ANY(close),
 	/* Disk images: the sync engine and the formats, fdatasync for a flush, discard. */
 	ANY(preadv), ANY(pwritev), ANY(fdatasync), ANY(fallocate),
+	/* A probed raw image reads its first 4 KiB before a write there (disk/probe.h). */
+	ANY(pread64),
 	/* The io_uring engine; it adds a backing file to its ring's fixed files, empties them at exit. */
 	ANY(io_uring_enter), ARG_IS(io_uring_register, 1, IORING_REGISTER_FILES_UPDATE),
 	ARG_IS(io_uring_register, 1, IORING_UNREGISTER_FILES),
@@ -167,12 +169,20 @@ static const struct allow slirp[] = {
 struct thread_kind {
 	const char *name;
 	struct allow_group groups[5];
+	/*
+	 * open() fails with EACCES instead of stopping Vireo: a library may look
+	 * for an optional file at any time (glib's logging reads its charset
+	 * aliases; it stopped a VM at power-off under libslirp's cleanup). No
+	 * file is opened either way.
+	 */
+	bool open_fails;
 };
 
 static const struct thread_kind thread_kinds[] = {
 	[SANDBOX_MAIN] = { "main", { GROUP(any_thread), GROUP(io_thread), GROUP(rebuild),
-				     GROUP(device_control), GROUP(vcpu_run) } },
-	[SANDBOX_VCPU] = { "vcpu", { GROUP(any_thread), GROUP(vcpu_run), GROUP(device_control) } },
+				     GROUP(device_control), GROUP(vcpu_run) }, true },
+	[SANDBOX_VCPU] = { "vcpu", { GROUP(any_thread), GROUP(vcpu_run), GROUP(device_control) },
+			   true },
 	[SANDBOX_SLIRP] = { "slirp", { GROUP(any_thread), GROUP(slirp) } },
 };
 
@@ -280,6 +290,8 @@ static int build_filter(scmp_filter_ctx ctx, const struct thread_kind *kind)
 	/* glibc falls back to clone, whose flags a filter can read. */
 	if (!err)
 		err = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0);
+	if (!err && kind->open_fails)
+		err = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EACCES), SCMP_SYS(openat), 0);
 	return err;
 }
 
