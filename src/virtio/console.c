@@ -168,12 +168,6 @@ static void console_tx_run(struct virtio_console *vcon)
 	console_queue_done(vdev, CONSOLE_TX, pushed);
 }
 
-/* Queue q may be served: every path that did not come through virtio_notify() asks. */
-static bool queue_running(const struct virtio_device *vdev, unsigned int q)
-{
-	return virtio_running(vdev) && vdev->queues[q].ready;
-}
-
 /* out_fd has room again, or the turn came back: the transmitq goes on where it stopped. */
 static void console_on_out(void *opaque, uint32_t events)
 {
@@ -181,7 +175,7 @@ static void console_on_out(void *opaque, uint32_t events)
 
 	(void)events;
 	pthread_mutex_lock(&vcon->vdev.lock);
-	if (queue_running(&vcon->vdev, CONSOLE_TX))
+	if (virtio_queue_running(&vcon->vdev, CONSOLE_TX))
 		console_tx_run(vcon);
 	else
 		console_watch_out(vcon, false); /* NEEDS_RESET: the reset drops the request */
@@ -271,7 +265,7 @@ size_t virtio_console_receive(struct virtio_console *vcon, const uint8_t *buf, s
 	size_t taken = 0;
 
 	pthread_mutex_lock(&vcon->vdev.lock);
-	if (queue_running(&vcon->vdev, CONSOLE_RX))
+	if (virtio_queue_running(&vcon->vdev, CONSOLE_RX))
 		taken = console_fill_rx(vcon, buf, len);
 	if (taken < len)
 		vcon->want_room = true;

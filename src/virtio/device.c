@@ -145,10 +145,15 @@ bool virtio_running(const struct virtio_device *vdev)
 	       !(vdev->status & (VIRTIO_CONFIG_S_NEEDS_RESET | VIRTIO_CONFIG_S_FAILED));
 }
 
+bool virtio_queue_running(const struct virtio_device *vdev, unsigned int q)
+{
+	return q < vdev->ops->nr_queues && virtio_running(vdev) && vdev->queues[q].ready;
+}
+
 void virtio_notify(struct virtio_device *vdev, unsigned int q)
 {
 	pthread_mutex_lock(&vdev->lock);
-	if (q < vdev->ops->nr_queues && virtio_running(vdev) && vdev->queues[q].ready) {
+	if (virtio_queue_running(vdev, q)) {
 		vdev->ops->queue_notify(vdev, q);
 		virtio_check_rings(vdev);
 	}

@@ -104,6 +104,9 @@ void virtio_write_status(struct virtio_device *vdev, uint32_t status);
  */
 bool virtio_running(const struct virtio_device *vdev);
 
+/* The device is running and queue q exists and is ready: it may be served. */
+bool virtio_queue_running(const struct virtio_device *vdev, unsigned int q);
+
 /* Queue q has new buffers: runs the device if it is running (takes vdev->lock). */
 void virtio_notify(struct virtio_device *vdev, unsigned int q);
 
